@@ -1,0 +1,58 @@
+/*
+ * What differs between platforms and consoles sits behind these tables, so
+ * a new platform is a new file that fills one in, not new #ifdefs.
+ */
+#ifndef BW_OPS_H
+#define BW_OPS_H
+
+#include "types.h"
+
+/* Where everything is while the wrapper runs; filled in as boot proceeds. */
+struct boot_info {
+	u64 load_addr;		/* where the wrapper image starts (r4) */
+	u64 image_end;		/* one past the wrapper's last byte (bss, stack) */
+	const void *dtb_in;	/* the device tree we were handed (r3) */
+	void *dtb;		/* the working copy, in the heap */
+	u64 dtb_size;		/* its buffer size */
+	u64 initrd_start;	/* initrd as it will be handed on, or 0 and 0 */
+	u64 initrd_end;
+	u64 kernel_addr;	/* where the kernel image was placed */
+	u64 kernel_size;	/* its memory size (ELF PT_LOAD span) */
+	u64 kernel_entry;	/* address jumped to */
+};
+
+/* A platform: how memory is found and where things go. */
+struct platform_ops {
+	const char *name;
+	/* Memory discovery and the heap; runs once the console is up. */
+	int (*init)(struct boot_info *bi);
+	/* Called once the kernel's memory size is known; returns its address. */
+	int (*kernel_alloc)(struct boot_info *bi, u64 memsize, u64 *addr);
+	/* Last changes to the device tree before hand-off. */
+	int (*finalize)(struct boot_info *bi);
+};
+
+/* A byte-at-a-time console device. */
+struct serial_ops {
+	const char *name;
+	/* Returns 0 when the device named by the tree node can be used. */
+	int (*open)(const void *fdt, int node);
+	void (*putc)(char c);
+};
+
+extern const struct platform_ops *platform;
+
+/* console.c: picks a serial_ops from /chosen stdout-path. */
+int console_open(const void *fdt);
+void console_write(const char *buf, size_t len);
+
+/* main.c */
+void __attribute__((noreturn)) fatal(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+
+/* crt0.S: never returns.  r3 = message, seen by the emulator as a trap. */
+void __attribute__((noreturn)) bw_stop(const char *message);
+void __attribute__((noreturn)) bw_enter_kernel(u64 dtb, u64 kernel,
+					       u64 entry);
+
+#endif
