@@ -1,0 +1,251 @@
+/*
+ * The kexec platform: a generic chain-load platform for flattened device
+ * trees.  We are entered with the convention we hand on (r3 = tree), run
+ * where we were loaded, and know only the tree and ourselves.  So we build
+ * the sorted table of what memory is in use (memranges.c), put the heap in
+ * a gap, and place the kernel where it will not clobber anything it needs.
+ *
+ * Two heap policies, chosen at build time (docs/kexec.md):
+ *  seed   the original order: the heap is set up before the kernel's size
+ *         is known.  A ppc64 kernel copies itself to 0 when it starts, so
+ *         anything left in [0, kernel size) -- the final device tree, an
+ *         initrd -- can be overwritten then: the known hole.
+ *  fixed  the kernel's ELF header is read first and [0, kernel size) is
+ *         kept out of the heap; an initrd lying there is moved.
+ */
+#include "types.h"
+#include "string.h"
+#include "stdio.h"
+#include "fdt.h"
+#include "memranges.h"
+#include "simple_alloc.h"
+#include "kernel_image.h"
+#include "ops.h"
+
+#if !defined(KEXEC_POLICY_seed) && !defined(KEXEC_POLICY_fixed)
+#error "build with -DKEXEC_POLICY_seed or -DKEXEC_POLICY_fixed"
+#endif
+
+#define DTB_ROOM	0x1000	/* growth allowed for /chosen updates */
+
+/* For the fixed policy: decided in init, before the heap exists. */
+static int kernel_placed;
+static u64 kernel_placed_at;
+
+static int is_memory_node(const void *fdt, int node)
+{
+	const char *type = fdt_getprop(fdt, node, "device_type", NULL);
+	const char *name = fdt_get_name(fdt, node, NULL);
+
+	if (type && strcmp(type, "memory") == 0)
+		return 1;
+	return name && (strcmp(name, "memory") == 0 ||
+			strncmp(name, "memory@", 7) == 0);
+}
+
+/* The real-mode area: the memory block that starts at address 0. */
+static u64 find_rma_end(const void *fdt)
+{
+	int ac = fdt_address_cells(fdt, 0), sc = fdt_size_cells(fdt, 0);
+	int node, len, i, stride;
+
+	if (ac < 0 || sc < 0 || ac > 2 || sc > 2)
+		fatal("device tree: root #address-cells %d / #size-cells %d "
+		      "not supported", ac, sc);
+	stride = 4 * (ac + sc);
+	for (node = fdt_first_subnode(fdt, 0); node >= 0;
+	     node = fdt_next_subnode(fdt, node)) {
+		const u8 *reg;
+
+		if (!is_memory_node(fdt, node))
+			continue;
+		reg = fdt_getprop(fdt, node, "reg", &len);
+		if (!reg)
+			continue;
+		for (i = 0; i + stride <= len; i += stride) {
+			u64 base, size;
+
+			fdt_read_cells(reg + i, ac, &base);
+			fdt_read_cells(reg + i + 4 * ac, sc, &size);
+			if (base == 0 && size != 0)
+				return size;
+		}
+	}
+	fatal("device tree: no /memory block starts at address 0 "
+	      "(cannot find the real-mode area)");
+}
+
+static u64 read_chosen_addr(const void *fdt, int chosen, const char *name,
+			    int *found)
+{
+	int len;
+	const void *p = fdt_getprop(fdt, chosen, name, &len);
+	u64 val = 0;
+
+	*found = 0;
+	if (!p)
+		return 0;
+	if (len != 4 && len != 8)
+		fatal("device tree: /chosen %s is %d bytes, not 4 or 8", name,
+		      len);
+	fdt_read_cells(p, len / 4, &val);
+	*found = 1;
+	return val;
+}
+
+static void mark(const char *what, u64 start, u64 size)
+{
+	int err = ranges_add(start, size);
+
+	printf("  occupied: 0x%016llx..0x%016llx %s\n", start, start + size,
+	       what);
+	if (err)
+		fatal("cannot record %s at 0x%llx: %s", what, start,
+		      ranges_strerror(err));
+}
+
+/* Everything already in memory that must survive until the hand-off. */
+static void add_known_ranges(struct boot_info *bi)
+{
+	const void *fdt = bi->dtb_in;
+	int chosen = fdt_path_offset(fdt, "/chosen");
+	int n, i, f1 = 0, f2 = 0;
+
+	mark("wrapper", bi->load_addr, bi->image_end - bi->load_addr);
+	mark("device tree", (u64)fdt, fdt_totalsize(fdt));
+	if (chosen >= 0) {
+		u64 s = read_chosen_addr(fdt, chosen, "linux,initrd-start", &f1);
+		u64 e = read_chosen_addr(fdt, chosen, "linux,initrd-end", &f2);
+
+		if (f1 != f2)
+			fatal("device tree: /chosen has only one of "
+			      "linux,initrd-start and linux,initrd-end");
+		if (f1 && e < s)
+			fatal("device tree: initrd ends (0x%llx) before it "
+			      "starts (0x%llx)", e, s);
+		if (f1 && e > s) {
+			bi->initrd_start = s;
+			bi->initrd_end = e;
+			mark("initrd", s, e - s);
+		}
+	}
+	n = fdt_num_mem_rsv(fdt);
+	if (n < 0)
+		fatal("device tree: reserve map: %s", fdt_strerror(-n));
+	for (i = 0; i < n; i++) {
+		u64 addr, size;
+
+		fdt_get_mem_rsv(fdt, i, &addr, &size);
+		mark("reserved", addr, size);
+	}
+}
+
+static void init_heap(void)
+{
+	int err = ranges_init_malloc();
+
+	if (err)
+		fatal("no room for the heap: %s", ranges_strerror(err));
+	printf("  heap:     0x%016llx..0x%016llx\n", ranges.heap_start,
+	       ranges.heap_end);
+}
+
+#ifdef KEXEC_POLICY_fixed
+/* The kernel will copy itself to 0: keep [0, size) for it alone. */
+static void reserve_kernel_footprint(struct boot_info *bi, u64 size)
+{
+	if (ranges_is_free(0, size)) {
+		ranges_vmlinux_alloc(size, &kernel_placed_at);
+		kernel_placed = 1;
+	} else {
+		mark("kernel footprint", 0, size);
+	}
+}
+
+/* An initrd in [0, size) would be overwritten: move it to the heap. */
+static void move_initrd_out_of(struct boot_info *bi, u64 size)
+{
+	u64 len = bi->initrd_end - bi->initrd_start;
+	void *p;
+
+	if (len == 0 || bi->initrd_start >= size)
+		return;
+	p = malloc(len);
+	if (!p)
+		fatal("no room to move the initrd out of the kernel's way");
+	memmove(p, (void *)bi->initrd_start, len);
+	printf("initrd moved from 0x%llx to %p\n", bi->initrd_start, p);
+	bi->initrd_start = (u64)p;
+	bi->initrd_end = (u64)p + len;
+}
+#endif
+
+static int kexec_init(struct boot_info *bi)
+{
+	u64 rma_end = find_rma_end(bi->dtb_in);
+
+	printf("kexec: real-mode area ends at 0x%llx\n", rma_end);
+	ranges_init(rma_end);
+	add_known_ranges(bi);
+#ifdef KEXEC_POLICY_fixed
+	{
+		struct kernel_image ki;
+		struct elf_info ei;
+
+		kernel_image_get(&ki);
+		kernel_image_probe(&ki, &ei);
+		reserve_kernel_footprint(bi, ei.memsize);
+		init_heap();
+		move_initrd_out_of(bi, ei.memsize);
+	}
+#else
+	init_heap();
+#endif
+	return 0;
+}
+
+static int kexec_kernel_alloc(struct boot_info *bi, u64 size, u64 *addr)
+{
+	if (kernel_placed) {
+		*addr = kernel_placed_at;
+		return 0;
+	}
+	return ranges_vmlinux_alloc(size, addr);
+}
+
+/* The final tree: a copy in the heap with /chosen brought up to date. */
+static int kexec_finalize(struct boot_info *bi)
+{
+	u64 size = fdt_totalsize(bi->dtb_in) + DTB_ROOM;
+	int chosen, err;
+
+	bi->dtb = malloc(size);
+	if (!bi->dtb)
+		fatal("no room for the final device tree (0x%llx bytes)", size);
+	bi->dtb_size = size;
+	err = fdt_open_into(bi->dtb_in, bi->dtb, size);
+	if (err)
+		return err;
+	chosen = fdt_path_offset(bi->dtb, "/chosen");
+	if (chosen == -FDT_ERR_NOTFOUND)
+		chosen = fdt_add_subnode(bi->dtb, 0, "chosen");
+	if (chosen < 0)
+		return chosen;
+	if (bi->initrd_end > bi->initrd_start) {
+		err = fdt_setprop_u64(bi->dtb, chosen, "linux,initrd-start",
+				      bi->initrd_start);
+		if (!err)
+			err = fdt_setprop_u64(bi->dtb, chosen,
+					      "linux,initrd-end", bi->initrd_end);
+		if (err)
+			return err;
+	}
+	return fdt_pack(bi->dtb);
+}
+
+const struct platform_ops kexec_platform = {
+	.name = "kexec",
+	.init = kexec_init,
+	.kernel_alloc = kexec_kernel_alloc,
+	.finalize = kexec_finalize,
+};
