@@ -30,6 +30,16 @@ struct alloc_heap {
 
 extern struct alloc_heap heap;
 
+#ifdef BW_HOST
+/*
+ * Built for the host (tests), these would replace libc's allocator, which
+ * the sanitizers and the driver itself rely on: give them other names.
+ */
+#define malloc bw_malloc
+#define free bw_free
+#define realloc bw_realloc
+#endif
+
 void simple_alloc_init(u64 base, u64 size);
 void *malloc(size_t size);
 void free(void *ptr);
