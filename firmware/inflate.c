@@ -11,10 +11,13 @@
  * the next symbol that would produce output.  If instead the stream ends
  * there (end-of-block of the final block, maybe after empty blocks), the
  * request covered all of the data and the trailer (ISIZE, CRC-32) is
- * checked.  The CRC is computed only when the last four bytes of the input
- * announce that size (the usual case when the caller asks for everything);
- * if the stream ends at skip + len without that, it is decoded once more
- * with the CRC on, so a request reaching the end is always verified.
+ * checked.  When skip + len is the size the last four bytes of the input
+ * announce (the caller asks for everything), the CRC is computed on the
+ * way and decoding goes on to the trailer even if more output follows, so
+ * that surplus is reported as a length error instead of passing unseen.
+ * If the stream ends at skip + len without that announcement (padding
+ * after the trailer), it is decoded once more with the CRC on, so a
+ * request reaching the end is always verified.
  *
  * Every input read is bounds-checked, every loop consumes input or output
  * that is bounded, so corrupt data yields an error code, never a fault.
@@ -61,9 +64,10 @@ struct inflate {
 	u64 skip;
 	u64 len;
 	u64 end;		/* skip + len */
+	u64 stop;		/* end, or U64_MAX to decode to the trailer */
 	u64 total;		/* output bytes produced so far */
 	u32 crc;		/* running CRC-32 register (inverted) */
-	int check_crc;
+	int check_crc;		/* also means: decode to the trailer */
 	struct huff lit;	/* literal/length code (or code length code) */
 	struct huff dist;
 	u8 lens[NLITLEN + NDIST];
@@ -319,7 +323,7 @@ static int inflate_stored(struct inflate *s)
 		return -GUNZIP_ERR_BADSTORED;
 	s->pos += 4;
 	while (len--) {
-		if (s->total >= s->end)
+		if (s->total >= s->stop)
 			return RUN_STOPPED;
 		if (s->pos >= s->srclen)
 			return -GUNZIP_ERR_TRUNCATED;
@@ -332,7 +336,7 @@ static int copy_match(struct inflate *s, u32 len, u32 dist)
 {
 	if (dist > s->total)
 		return -GUNZIP_ERR_BADDISTANCE;
-	if (s->total >= s->end)
+	if (s->total >= s->stop)
 		return RUN_STOPPED;
 	while (len--)
 		put_byte(s, s->window[(s->total - dist) & WMASK]);
@@ -350,7 +354,7 @@ static int inflate_codes(struct inflate *s)
 		if (sym < 0)
 			return sym;
 		if (sym < 256) {
-			if (s->total >= s->end)
+			if (s->total >= s->stop)
 				return RUN_STOPPED;
 			put_byte(s, (u8)sym);
 			continue;
@@ -605,6 +609,7 @@ static int run(const u8 *src, size_t srclen, u8 *dst, u64 skip, u64 len,
 	s->skip = skip;
 	s->len = len;
 	s->end = skip + len;
+	s->stop = check_crc ? U64_MAX : s->end;
 	s->total = 0;
 	s->crc = 0xffffffffu;
 	s->check_crc = check_crc;

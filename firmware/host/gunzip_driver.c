@@ -5,6 +5,9 @@
  *   gunzip_driver --size FILE     print gunzip_size()
  *   gunzip_driver --is-gzip FILE  print gunzip_is_gzip()
  *   gunzip_driver --strerror N    print gunzip_strerror(N)
+ *   gunzip_driver --batch         for each "FILE SKIP LEN" line on stdin,
+ *                                 print "RC N\n" and the N output bytes
+ *                                 (N = LEN on success, 0 on an error)
  *
  * On a decoder error the message goes to stderr and the exit status is the
  * error code (positive).  The input is read into a buffer of exactly the
@@ -64,13 +67,62 @@ static int fail(long long ret)
 	return (int)-ret;
 }
 
+/* Decodes one request; returns 0 or the positive error code. */
+static int decode_file(const char *path, unsigned long long skip,
+		       unsigned long long len, unsigned char **out)
+{
+	unsigned char *src, *dst;
+	size_t srclen;
+	long long ret;
+
+	src = read_file(path, &srclen);
+	dst = malloc(len ? len : 1);
+	if (!dst)
+		exit(101);
+	ret = gunzip_range(src, srclen, dst, skip, len);
+	free(src);
+	if (ret >= 0 && ret != (long long)len) {
+		fprintf(stderr, "gunzip_range returned %lld, not %llu\n", ret, len);
+		exit(104);
+	}
+	if (ret < 0) {
+		free(dst);
+		*out = NULL;
+		return (int)-ret;
+	}
+	*out = dst;
+	return 0;
+}
+
+/* Many requests in one process: the sanitizer start-up cost is paid once. */
+static int batch(void)
+{
+	char path[4096];
+	unsigned long long skip, len;
+	unsigned char *out;
+	int rc;
+
+	while (scanf("%4095s %llu %llu", path, &skip, &len) == 3) {
+		rc = decode_file(path, skip, len, &out);
+		printf("%d %llu\n", rc, rc ? 0ULL : len);
+		if (!rc) {
+			fwrite(out, 1, len, stdout);
+			free(out);
+		}
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	unsigned char *src, *dst;
 	size_t srclen;
 	unsigned long long skip, len;
 	long long ret;
+	int rc;
 
+	if (argc == 2 && !strcmp(argv[1], "--batch"))
+		return batch();
 	if (argc == 3 && !strcmp(argv[1], "--strerror")) {
 		printf("%s\n", gunzip_strerror(atoi(argv[2])));
 		return 0;
@@ -94,24 +146,14 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: %s FILE SKIP LEN\n", argv[0]);
 		return 103;
 	}
-	src = read_file(argv[1], &srclen);
 	skip = parse_u64(argv[2]);
 	len = parse_u64(argv[3]);
-	dst = malloc(len ? len : 1);
-	if (!dst)
-		return 101;
-	ret = gunzip_range(src, srclen, dst, skip, len);
-	if (ret < 0) {
-		free(src);
-		free(dst);
-		return fail(ret);
-	}
-	if (ret != (long long)len) {
-		fprintf(stderr, "gunzip_range returned %lld, not %llu\n", ret, len);
-		return 104;
+	rc = decode_file(argv[1], skip, len, &dst);
+	if (rc) {
+		fprintf(stderr, "gunzip: %s\n", gunzip_strerror(-rc));
+		return rc;
 	}
 	fwrite(dst, 1, len, stdout);
-	free(src);
 	free(dst);
 	return 0;
 }
