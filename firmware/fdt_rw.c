@@ -108,6 +108,8 @@ static u32 free_space(const void *fdt)
  * Replaces 'oldlen' bytes at structure offset 'off' by 'newlen' bytes of
  * room (left for the caller to fill), moving the rest of the structure
  * block and the strings block along.  The caller has checked the space.
+ * Free room is kept zeroed, so that a tree's bytes depend only on its
+ * contents and the edits made, not on what the buffer held before.
  */
 static void splice_struct(void *fdt, int off, u32 oldlen, u32 newlen)
 {
@@ -115,6 +117,8 @@ static void splice_struct(void *fdt, int off, u32 oldlen, u32 newlen)
 	u32 tail = used_end(fdt) - (hdr(fdt, HDR_OFF_STRUCT) + off + oldlen);
 
 	memmove(p + newlen, p + oldlen, tail);
+	if (oldlen > newlen)
+		memset(p + newlen + tail, 0, oldlen - newlen);
 	set_hdr(fdt, HDR_SIZE_STRUCT,
 		hdr(fdt, HDR_SIZE_STRUCT) + newlen - oldlen);
 	set_hdr(fdt, HDR_OFF_STRINGS,
@@ -390,6 +394,7 @@ static int relayout(const void *fdt, void *buf, u32 bufsize)
 	    dst < src + fdt_totalsize(fdt))
 		return -FDT_ERR_BADLAYOUT;
 	move_blocks(b, 3);
+	memset((u8 *)buf + need, 0, bufsize - need);
 
 	/* The header last: the blocks may have been read from under it. */
 	set_hdr(buf, HDR_MAGIC, FDT_MAGIC);

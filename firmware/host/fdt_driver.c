@@ -80,18 +80,30 @@ static int print_int(int v)
 	return v;
 }
 
+/*
+ * The node a NODE argument names.  A raw offset goes to the library as is,
+ * even a negative one, so that the library's own checks are what the tests
+ * see; only a failed path lookup is reported by the driver (node_err).
+ */
+static int node_err;
+
 static int node_arg(const char *arg)
 {
 	char *end;
 	long v;
+	int node;
 
+	node_err = 0;
 	if (arg[0] == '@') {
 		v = strtol(arg + 1, &end, 0);
 		if (*end)
 			die("bad raw offset");
 		return (int)v;
 	}
-	return fdt_path_offset(tree, arg);
+	node = fdt_path_offset(tree, arg);
+	if (node < 0)
+		node_err = node;
+	return node;
 }
 
 static void print_hex(const unsigned char *p, int len)
@@ -343,7 +355,7 @@ static int run_op(int argc, char **argv, int i)
 	if (!strcmp(op, "subnode")) {
 		next = need(argc, i, 2);
 		node = node_arg(argv[i + 1]);
-		print_int(node < 0 ? node :
+		print_int(node_err ? node_err :
 			  fdt_subnode_offset(tree, node, argv[i + 2]));
 		return next;
 	}
@@ -353,8 +365,8 @@ static int run_op(int argc, char **argv, int i)
 		next = need(argc, i, 1);
 		node = node_arg(argv[i + 1]);
 		name = fdt_get_name(tree, node, &len);
-		if (node < 0)
-			printf("err %d\n", node);
+		if (node_err)
+			printf("err %d\n", node_err);
 		else if (!name)
 			printf("err %d\n", len);
 		else
@@ -364,8 +376,8 @@ static int run_op(int argc, char **argv, int i)
 	if (!strcmp(op, "subnodes")) {
 		next = need(argc, i, 1);
 		node = node_arg(argv[i + 1]);
-		if (node < 0) {
-			printf("err %d\n", node);
+		if (node_err) {
+			printf("err %d\n", node_err);
 			return next;
 		}
 		for (r = fdt_first_subnode(tree, node); r >= 0;
@@ -380,8 +392,8 @@ static int run_op(int argc, char **argv, int i)
 		next = need(argc, i, 2);
 		node = node_arg(argv[i + 1]);
 		p = fdt_getprop(tree, node, argv[i + 2], &len);
-		if (node < 0)
-			printf("err %d\n", node);
+		if (node_err)
+			printf("err %d\n", node_err);
 		else if (!p)
 			printf("err %d\n", len);
 		else {
@@ -394,7 +406,7 @@ static int run_op(int argc, char **argv, int i)
 	if (!strcmp(op, "acells") || !strcmp(op, "scells")) {
 		next = need(argc, i, 1);
 		node = node_arg(argv[i + 1]);
-		print_int(node < 0 ? node : op[0] == 'a' ?
+		print_int(node_err ? node_err : op[0] == 'a' ?
 			  fdt_address_cells(tree, node) :
 			  fdt_size_cells(tree, node));
 		return next;
@@ -451,8 +463,8 @@ static int run_op(int argc, char **argv, int i)
 		next = need(argc, i, 3);
 		arg = argv[i + 3];
 		node = node_arg(argv[i + 1]);
-		if (node < 0)
-			r = node;
+		if (node_err)
+			r = node_err;
 		else if (op[3] == 'p') {
 			len = parse_hex(arg, &val);
 			r = fdt_setprop(tree, node, argv[i + 2], val, len);
@@ -471,14 +483,14 @@ static int run_op(int argc, char **argv, int i)
 	if (!strcmp(op, "delprop")) {
 		next = need(argc, i, 2);
 		node = node_arg(argv[i + 1]);
-		r = node < 0 ? node : fdt_delprop(tree, node, argv[i + 2]);
+		r = node_err ? node_err : fdt_delprop(tree, node, argv[i + 2]);
 		printf(r ? "err %d\n" : "ok\n", r);
 		return next;
 	}
 	if (!strcmp(op, "addnode")) {
 		next = need(argc, i, 2);
 		node = node_arg(argv[i + 1]);
-		print_int(node < 0 ? node :
+		print_int(node_err ? node_err :
 			  fdt_add_subnode(tree, node, argv[i + 2]));
 		return next;
 	}
