@@ -38,6 +38,9 @@ struct serial_ops {
 	/* Returns 0 when the device named by the tree node can be used. */
 	int (*open)(const void *fdt, int node);
 	void (*putc)(char c);
+	/* Optional: many bytes at once, for devices that take them in
+	 * batches (the PAPR vty takes 16 a hypercall); NULL means putc. */
+	void (*write)(const char *buf, size_t len);
 };
 
 extern const struct platform_ops *platform;
