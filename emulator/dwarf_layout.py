@@ -27,6 +27,7 @@ from elftools.elf.sections import SymbolTableSection
 
 from wrapper_model.layout import (
     ArrayLayout,
+    ByteOrder,
     FieldLayout,
     ScalarLayout,
     StructLayout,
@@ -74,7 +75,7 @@ def _uleb128(data: list[int]) -> int:
 class _Reader:
     """Turns type DIEs into layouts; errors name the ELF and the symbol."""
 
-    def __init__(self, elf_name: str, symbol: str, byte_order: str) -> None:
+    def __init__(self, elf_name: str, symbol: str, byte_order: ByteOrder) -> None:
         self.elf_name = elf_name
         self.symbol = symbol
         self.byte_order = byte_order

@@ -10,16 +10,23 @@ from __future__ import annotations
 
 import os
 import struct as pystruct
+import sys
 from pathlib import Path
 
 import pytest
 from elftools.elf.elffile import ELFFile
+from elftools.elf.sections import SymbolTableSection
 
-from emulator.dwarf_layout import DwarfLayoutError, clear_cache, struct_layout
-from tests.layout_helpers import REAL_OBJECTS_C, compile_guest_object, real_layouts
-from wrapper_model import RangeTable
-from wrapper_model.constants import ALLOC_MAX_RECORDS, RANGES_MAX, U64_MAX
-from wrapper_model.layout import (
+# Plain `pytest` puts tests/ on sys.path, not the repository root.
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from emulator.dwarf_layout import DwarfLayoutError, clear_cache, struct_layout  # noqa: E402
+from tests.layout_helpers import REAL_OBJECTS_C, compile_guest_object, real_layouts  # noqa: E402
+from wrapper_model import RangeTable  # noqa: E402
+from wrapper_model.constants import ALLOC_MAX_RECORDS, RANGES_MAX, U64_MAX  # noqa: E402
+from wrapper_model.layout import (  # noqa: E402
     ArrayLayout,
     FieldDiff,
     LayoutError,
@@ -124,7 +131,9 @@ def test_layout_size_matches_the_symbol_size(build: Path) -> None:
     obj = compile_guest_object(REAL_OBJECTS_C, build, "objects")
     with obj.open("rb") as f:
         elf = ELFFile(f)
-        sizes = {s.name: s["st_size"] for s in elf.get_section_by_name(".symtab").iter_symbols()}
+        symtab = elf.get_section_by_name(".symtab")
+        assert isinstance(symtab, SymbolTableSection)
+        sizes = {s.name: s["st_size"] for s in symtab.iter_symbols()}
         assert struct_layout(elf, "ranges").size == sizes["ranges"]
         assert struct_layout(elf, "heap").size == sizes["heap"]
 

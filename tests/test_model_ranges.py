@@ -8,16 +8,22 @@ bytes it renders for the guest's structs.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.layout_helpers import real_layouts
-from tests.strategies import any_sequence, many_disjoint_ranges, op_sequences
-from wrapper_model import HeapModel, Op, OpResult, RangeTable, RangeTableState
-from wrapper_model.constants import (
+# Plain `pytest` puts tests/ on sys.path, not the repository root.
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.layout_helpers import real_layouts  # noqa: E402
+from tests.strategies import any_sequence, many_disjoint_ranges, op_sequences  # noqa: E402
+from wrapper_model import HeapModel, Op, OpResult, RangeTable, RangeTableState  # noqa: E402
+from wrapper_model.constants import (  # noqa: E402
     ALLOC_FREE,
     ALLOC_MAX_RECORDS,
     ALLOC_USED,
@@ -26,8 +32,8 @@ from wrapper_model.constants import (
     U64_MAX,
     RangesErr,
 )
-from wrapper_model.heap import AllocRecord, BlockCopy
-from wrapper_model.layout import StructLayout, render_heap, render_range_table
+from wrapper_model.heap import AllocRecord, BlockCopy  # noqa: E402
+from wrapper_model.layout import StructLayout, render_heap, render_range_table  # noqa: E402
 
 OK, OVERFLOW, INVERTED, FULL, NOSPACE, NOHEAP = (
     RangesErr.OK, RangesErr.OVERFLOW, RangesErr.INVERTED, RangesErr.FULL,
@@ -457,7 +463,8 @@ def test_malloc_rounds_up_to_the_granule_and_bumps() -> None:
 def test_malloc_reuses_the_lowest_index_free_record_that_fits_and_keeps_its_size() -> None:
     h = heap()
     a, b, c = h.malloc(0x1000), h.malloc(0x3000), h.malloc(0x3000)
-    h.free(a), h.free(b), h.free(c)
+    for p in (a, b, c):
+        h.free(p)
     assert h.malloc(0x2000) == b                    # a is too small; b before c
     assert h.records[1] == AllocRecord(b, 0x3000, ALLOC_USED)
     assert h.malloc(0x800) == a

@@ -15,10 +15,14 @@ mapping of field name to value for a struct.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping, Sequence, Union
+from typing import Any, Iterator, Literal, Mapping, Union
 
 from .heap import AllocRecord, HeapModel, HeapState
 from .ranges import RangeTable, RangeTableState
+
+
+#: The target's byte order, in the spelling int.to_bytes takes.
+ByteOrder = Literal["big", "little"]
 
 
 class LayoutError(ValueError):
@@ -70,7 +74,7 @@ class StructLayout:
     name: str
     size: int
     fields: tuple[FieldLayout, ...]
-    byte_order: str = "big"
+    byte_order: ByteOrder = "big"
 
     def field(self, name: str) -> FieldLayout:
         for f in self.fields:
@@ -137,7 +141,7 @@ def padding(layout: StructLayout) -> list[tuple[int, int]]:
 # --- generic encode / decode -------------------------------------------------
 
 
-def _put(buf: bytearray, layout: TypeLayout, offset: int, value: Any, path: str, order: str) -> None:
+def _put(buf: bytearray, layout: TypeLayout, offset: int, value: Any, path: str, order: ByteOrder) -> None:
     if isinstance(layout, ScalarLayout):
         if not isinstance(value, int):
             raise LayoutError(f"{path or 'value'}: expected an int, got {value!r}")
@@ -172,7 +176,7 @@ def encode(layout: StructLayout, value: Mapping[str, Any]) -> bytes:
     return bytes(buf)
 
 
-def _get(data: bytes, layout: TypeLayout, offset: int, order: str) -> Any:
+def _get(data: bytes, layout: TypeLayout, offset: int, order: ByteOrder) -> Any:
     if isinstance(layout, ScalarLayout):
         return int.from_bytes(data[offset:offset + layout.size], order, signed=layout.signed)
     if isinstance(layout, ArrayLayout):
