@@ -177,6 +177,10 @@ static void align_to_byte(struct inflate *s)
 
 /* --- output ------------------------------------------------------------- */
 
+/*
+ * Each output byte goes to the window, to dst when it lies in
+ * [skip, skip + len), and into the CRC when that is being computed.
+ */
 static inline void put_byte(struct inflate *s, u8 b)
 {
 	u64 t = s->total++;
@@ -187,6 +191,54 @@ static inline void put_byte(struct inflate *s, u8 b)
 		s->dst[t - s->skip] = b;
 	if (s->check_crc)
 		s->crc = crc_table[(s->crc ^ b) & 0xff] ^ (s->crc >> 8);
+}
+
+/*
+ * The loops over many bytes keep the state in locals: a byte store through
+ * dst may alias the state, and the compiler would otherwise reload every
+ * field for every byte.
+ */
+static void put_bytes(struct inflate *s, const u8 *p, u32 n)
+{
+	u8 *win = s->window, *dst = s->dst;
+	u64 t = s->total, skip = s->skip, want = s->len;
+	u32 crc = s->crc;
+	int check = s->check_crc;
+	u8 b;
+
+	while (n--) {
+		b = *p++;
+		win[t & WMASK] = b;
+		if (t - skip < want)
+			dst[t - skip] = b;
+		if (check)
+			crc = crc_table[(crc ^ b) & 0xff] ^ (crc >> 8);
+		t++;
+	}
+	s->total = t;
+	s->crc = crc;
+}
+
+/* Copies len bytes from dist back; they may overlap what is being written. */
+static void put_match(struct inflate *s, u32 len, u32 dist)
+{
+	u8 *win = s->window, *dst = s->dst;
+	u64 t = s->total, skip = s->skip, want = s->len;
+	u32 crc = s->crc;
+	int check = s->check_crc;
+	u8 b;
+
+	while (len--) {
+		b = win[(t - dist) & WMASK];
+		win[t & WMASK] = b;
+		if (t - skip < want)
+			dst[t - skip] = b;
+		if (check)
+			crc = crc_table[(crc ^ b) & 0xff] ^ (crc >> 8);
+		t++;
+	}
+	s->total = t;
+	s->crc = crc;
 }
 
 /* --- Huffman codes ------------------------------------------------------ */
@@ -310,9 +362,17 @@ static int huff_decode(struct inflate *s, const struct huff *h)
 
 /* --- blocks ------------------------------------------------------------- */
 
+static u64 min3(u64 a, u64 b, u64 c)
+{
+	u64 m = a < b ? a : b;
+
+	return m < c ? m : c;
+}
+
 static int inflate_stored(struct inflate *s)
 {
 	u32 len, nlen;
+	u64 n;
 
 	align_to_byte(s);
 	if (s->srclen - s->pos < 4)
@@ -322,12 +382,15 @@ static int inflate_stored(struct inflate *s)
 	if (len != (~nlen & 0xffff))
 		return -GUNZIP_ERR_BADSTORED;
 	s->pos += 4;
-	while (len--) {
+	while (len) {
 		if (s->total >= s->stop)
 			return RUN_STOPPED;
 		if (s->pos >= s->srclen)
 			return -GUNZIP_ERR_TRUNCATED;
-		put_byte(s, s->src[s->pos++]);
+		n = min3(len, s->srclen - s->pos, s->stop - s->total);
+		put_bytes(s, s->src + s->pos, (u32)n);
+		s->pos += n;
+		len -= (u32)n;
 	}
 	return 0;
 }
@@ -338,8 +401,7 @@ static int copy_match(struct inflate *s, u32 len, u32 dist)
 		return -GUNZIP_ERR_BADDISTANCE;
 	if (s->total >= s->stop)
 		return RUN_STOPPED;
-	while (len--)
-		put_byte(s, s->window[(s->total - dist) & WMASK]);
+	put_match(s, len, dist);
 	return 0;
 }
 
@@ -587,8 +649,13 @@ static int check_trailer(struct inflate *s)
 	t = s->src + s->pos;
 	if (get_le32(t + 4) != (u32)s->total)
 		return -GUNZIP_ERR_BADLENGTH;
+	/*
+	 * Without the CRC: if the request ended exactly here it covered all
+	 * of the data, which must then be verified (by decoding again); if a
+	 * last match only ran past its end, it stopped early, like any other.
+	 */
 	if (!s->check_crc)
-		return RUN_NEED_CRC;
+		return s->total == s->end ? RUN_NEED_CRC : RUN_DONE;
 	if (get_le32(t) != ~s->crc)
 		return -GUNZIP_ERR_BADCRC;
 	return RUN_DONE;

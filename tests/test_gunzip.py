@@ -342,6 +342,11 @@ def test_range_before_a_truncation_still_decodes(run):
     data = text_data(100000)
     stream = gzip.compress(data, compresslevel=0, mtime=0)
     assert run.range(stream[:60000], 0, 50000) == (0, data[:50000])
+    # also inside one stored block whose end is cut off
+    body = Bits().put(1, 1).put(0, 2).raw(struct.pack("<HH", 1000, 0xFFFF ^ 1000) + data[:1000])
+    stream = gzip_wrap(body.getvalue(), data[:1000])
+    assert run.range(stream[:500], 0, 100) == (0, data[:100])
+    assert run.range(stream[:500], 0, 600)[0] == TRUNCATED
 
 
 def test_flipped_bytes_give_an_error_or_the_same_data(run):
