@@ -1,0 +1,190 @@
+"""The boot runner: scenario in, BootResult out.
+
+Places the wrapper, device tree and initrd where the scenario says, sets the
+entry registers as a chain-loader leaves them (r3 = tree, r4 = image
+address, r5 = 0), runs on an instruction budget, and collects what happened.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from .devices import (Console, Hypervisor, KernelReport, Uart16550,
+                      EXCP_NAMES, EXCP_PROGRAM, EXCP_SYSCALL, initrd_checksum)
+from .devicetree import DeviceTree, DeviceTreeError
+from .elfimage import ElfImage, SourceLocation
+from .image import FirmwareBuild
+from .machine import Machine, Stop
+from .scenario import Layout, Placement, Scenario, ScenarioError, place
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """Registers at the wrapper's jump to the kernel."""
+    dtb: int        # r3
+    kernel: int     # r4
+    entry: int      # where it jumped
+    r5: int
+
+
+@dataclass
+class BootResult:
+    scenario: str
+    exit: str                      # "kernel", "fatal", "exception", "budget"
+    message: str
+    pc: int
+    location: SourceLocation | None
+    console: str
+    layout: Layout
+    handoff: Handoff | None = None
+    kernel: Placement | None = None
+    dtb: Placement | None = None
+    initrd: Placement | None = None
+    final_dtb: bytes | None = None
+    kernel_report: KernelReport | None = None
+    initrd_intact: bool | None = None
+    instructions: int | None = None
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.exit == "kernel"
+
+
+class Boot:
+    """One boot in progress: the machine, its devices and its hooks."""
+
+    def __init__(self, scenario: Scenario, firmware: FirmwareBuild | None = None):
+        self.scenario = scenario
+        self.firmware = firmware or FirmwareBuild(policy=scenario.policy)
+        kernel = (self.firmware.test_kernel(scenario.kernel_bss)
+                  if scenario.kernel_bss is not None else None)
+        self.wrapper = ElfImage(self.firmware.compose(kernel, scenario.attached_initrd))
+        self.tree = DeviceTree(scenario.dtb, f"device tree of scenario {scenario.name!r}")
+        start, end = self.wrapper.span
+        self.layout = place(scenario, self.tree, end - start)
+        self.base = self.layout.wrapper.address - start
+        dtb = scenario.dtb
+        if scenario.initrd is not None:
+            init = self.layout.initrd
+            dtb = self.tree.with_initrd(init.address, init.end)
+            self.layout = place(scenario.replace(dtb=dtb, dtb_at=self.layout.dtb.address,
+                                                 wrapper_at=self.layout.wrapper.address,
+                                                 initrd_at=init.address),
+                                DeviceTree(dtb), end - start)
+        self.dtb_in = dtb
+
+        self.machine = Machine(list(self.layout.ram))
+        self.console = Console()
+        self.hypervisor = Hypervisor(self.machine, self.console)
+        con = self.tree.console()
+        if con is not None and con.kind == "uart":
+            Uart16550(self.machine, self.console, con.address, con.reg_shift,
+                      con.io_width)
+        self.handoff: Handoff | None = None
+        self.final_dtb: bytes | None = None
+        self.stop_addr = self.base + self.wrapper.function_entry("bw_stop")
+        self.machine.on_interrupt(self._interrupt)
+        self.machine.on_code(self.base + self.wrapper.function_entry("bw_enter_kernel"),
+                             self._enter_kernel)
+        self._load()
+
+    def _load(self) -> None:
+        m = self.machine
+        for seg in self.wrapper.segments:
+            m.write(self.base + seg.vaddr, seg.data)
+        m.write(self.layout.dtb.address, self.dtb_in)
+        if self.scenario.initrd is not None:
+            m.write(self.layout.initrd.address, self.scenario.initrd)
+        m.set_reg("r3", self.layout.dtb.address)
+        m.set_reg("r4", self.layout.wrapper.address)
+        m.set_reg("r5", 0)
+        m.set_reg("r1", 0)
+
+    def _interrupt(self, intno: int) -> None:
+        m = self.machine
+        if intno == EXCP_SYSCALL:
+            self.hypervisor.hypercall()
+            return
+        pc = m.reg("pc")
+        if intno == EXCP_PROGRAM and self.stop_addr <= pc < self.stop_addr + 8:
+            m.stop("fatal", m.read_cstring(m.reg("r3")), pc)
+            return
+        m.stop("exception", f"{EXCP_NAMES.get(intno, f'interrupt {intno}')} "
+               f"at pc 0x{pc:x}", pc)
+
+    def _enter_kernel(self, pc: int) -> None:
+        m = self.machine
+        self.handoff = Handoff(m.reg("r3"), m.reg("r4"), m.reg("r5"), 0)
+        dtb = self.handoff.dtb
+        if m.in_ram(dtb, 8):
+            size = int.from_bytes(m.read(dtb + 4, 4), "big")
+            if m.in_ram(dtb, size):
+                self.final_dtb = m.read(dtb, size)
+
+    def locate(self, pc: int) -> SourceLocation | None:
+        start, end = self.wrapper.span
+        if self.base + start <= pc < self.base + end:
+            return self.wrapper.locate(pc - self.base)
+        return None
+
+    def run(self, count_instructions: bool = False) -> BootResult:
+        counter = self.machine.count_instructions() if count_instructions else None
+        t0 = time.perf_counter()
+        stop = self.machine.run(self.base + self.wrapper.entry, self.scenario.budget)
+        seconds = time.perf_counter() - t0
+        return self._result(stop, seconds, counter[0] if counter else None)
+
+    def _result(self, stop: Stop, seconds: float, instructions: int | None) -> BootResult:
+        r = BootResult(scenario=self.scenario.name, exit=stop.reason,
+                       message=stop.message, pc=stop.pc, location=self.locate(stop.pc),
+                       console=self.console.text, layout=self.layout,
+                       instructions=instructions, seconds=seconds,
+                       notes=list(self.layout.notes))
+        r.handoff = self.handoff
+        report = self.hypervisor.report
+        r.kernel_report = report
+        if self.handoff is not None:
+            r.final_dtb = self.final_dtb
+            r.dtb = Placement(self.handoff.dtb, len(self.final_dtb or b""))
+            if self.final_dtb is not None:
+                final = DeviceTree(self.final_dtb, "final device tree")
+                span = final.chosen_initrd()
+                if span:
+                    r.initrd = Placement(span[0], span[1] - span[0])
+        if report is not None:
+            r.kernel = Placement(report.placed_at, self._kernel_size())
+            if not report.dtb_magic_ok:
+                r.notes.append("the kernel found no device tree magic at r3")
+            expected = self._expected_initrd()
+            if expected is not None:
+                r.initrd_intact = (report.has_initrd
+                                   and report.initrd_end - report.initrd_start == len(expected)
+                                   and report.initrd_checksum == initrd_checksum(expected))
+        if self.hypervisor.unknown_calls:
+            r.notes.append("unknown hypercalls: " +
+                           ", ".join(hex(n) for n in self.hypervisor.unknown_calls))
+        return r
+
+    def _expected_initrd(self) -> bytes | None:
+        if self.scenario.attached_initrd is not None:
+            return self.scenario.attached_initrd
+        return self.scenario.initrd
+
+    def _kernel_size(self) -> int:
+        path = (self.firmware.test_kernel(self.scenario.kernel_bss)
+                if self.scenario.kernel_bss is not None else self.firmware.kernel_elf)
+        kernel = ElfImage(path)
+        try:
+            start, end = kernel.span
+            return end - start
+        finally:
+            kernel.close()
+
+
+def boot(scenario: Scenario, firmware: FirmwareBuild | None = None, *,
+         count_instructions: bool = False) -> BootResult:
+    """Boots the wrapper on scenario and returns what happened."""
+    return Boot(scenario, firmware).run(count_instructions=count_instructions)

@@ -1,0 +1,116 @@
+"""Firmware builds and image composition.
+
+A FirmwareBuild is one configuration of firmware/ (heap policy, injected
+fault) in its own build directory, made with firmware/Makefile.  compose()
+links that build's wrapper with another payload (a test kernel of another
+memory size, an attached initrd), through the Makefile's compose target so
+there is one set of link flags; results are cached by content.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FIRMWARE_SRC = ROOT / "firmware"
+BUILD_ROOT = ROOT / "build"
+POLICIES = ("fixed", "seed")
+CROSS_DEFAULT = "powerpc64-linux-gnu-"
+
+
+class FirmwareError(Exception):
+    """The firmware could not be built or composed; the text says why."""
+
+
+def cross_prefix() -> str:
+    return os.environ.get("CROSS_COMPILE", CROSS_DEFAULT)
+
+
+def _make(build_dir: Path, *args: str, **variables: str) -> None:
+    prefix = cross_prefix()
+    if shutil.which(prefix + "gcc") is None:
+        raise FirmwareError(
+            f"the cross compiler {prefix}gcc is not installed: run `make setup` "
+            f"(or apt-get install gcc-powerpc64-linux-gnu binutils-powerpc64-linux-gnu)")
+    cmd = ["make", "-s", "-C", str(FIRMWARE_SRC), f"O={build_dir}",
+           f"CROSS_COMPILE={prefix}", *args,
+           *(f"{k}={v}" for k, v in variables.items())]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise FirmwareError(f"firmware build failed ({' '.join(args) or 'all'}):\n"
+                            f"{proc.stdout}{proc.stderr}")
+
+
+@dataclass(frozen=True)
+class FirmwareBuild:
+    policy: str = "fixed"
+    fault: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.policy not in POLICIES:
+            raise FirmwareError(f"unknown heap policy {self.policy!r}: "
+                                f"choose one of {', '.join(POLICIES)}")
+
+    @property
+    def directory(self) -> Path:
+        name = "firmware" if self.policy == "fixed" else f"firmware-{self.policy}"
+        if self.fault:
+            name += f"-fault-{self.fault.lower()}"
+        return BUILD_ROOT / name
+
+    @property
+    def wrapper_elf(self) -> Path:
+        return self.directory / "wrapper.elf"
+
+    @property
+    def kernel_elf(self) -> Path:
+        return self.directory / "testkernel.elf"
+
+    def ensure_built(self) -> "FirmwareBuild":
+        variables = {"POLICY": self.policy}
+        if self.fault:
+            variables["FAULT"] = self.fault
+        _make(self.directory, **variables)
+        return self
+
+    def test_kernel(self, bss: int) -> Path:
+        """The test kernel claiming bss bytes of memory past its file."""
+        out = self.directory / "compose" / f"testkernel-bss-{bss:x}.elf"
+        if not out.exists():
+            out.parent.mkdir(parents=True, exist_ok=True)
+            _make(self.directory, "testkernel", KERNEL_BSS=hex(bss),
+                  KERNEL_OUT=str(out), POLICY=self.policy)
+        return out
+
+    def compose(self, kernel_elf: Path | None = None,
+                attached_initrd: bytes | None = None) -> Path:
+        """A wrapper image carrying kernel_elf (default: the test kernel)
+        and, if given, an initrd attached to the image."""
+        self.ensure_built()
+        if kernel_elf is None and attached_initrd is None:
+            return self.wrapper_elf
+        kernel = Path(kernel_elf) if kernel_elf else self.kernel_elf
+        h = hashlib.sha256(kernel.read_bytes())
+        h.update(self.wrapper_elf.read_bytes())
+        if attached_initrd is not None:
+            h.update(b"initrd" + attached_initrd)
+        out_dir = self.directory / "compose" / h.hexdigest()[:16]
+        out = out_dir / "wrapper.elf"
+        if out.exists():
+            return out
+        out_dir.mkdir(parents=True, exist_ok=True)
+        variables = {"KERNEL_ELF": str(kernel), "IMAGE": str(out),
+                     "POLICY": self.policy}
+        if attached_initrd is not None:
+            initrd = out_dir / "initrd.bin"
+            initrd.write_bytes(attached_initrd)
+            variables["INITRD"] = str(initrd)
+        if self.fault:
+            variables["FAULT"] = self.fault
+        _make(self.directory, "compose", **variables)
+        return out

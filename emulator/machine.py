@@ -1,0 +1,173 @@
+"""The Unicorn machine: a 64-bit big-endian PowerPC CPU in real mode, RAM,
+and the hooks other modules attach.
+
+Unicorn 2.1.4 facts this relies on (docs/unicorn-notes.md):
+- no ctl_set_cpu_model for PPC64 (it would pick a 32-bit CPU);
+- UC_TLB_VIRTUAL with no TLB hook gives the identity mapping real mode
+  needs (the default model would fault on the first fetch);
+- a run must use an instruction count from the very first emu_start on an
+  instance, or blocks translated uncounted later ignore the budget;
+- code written after it was translated needs the translation cache flushed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from unicorn import (Uc, UcError, UC_ARCH_PPC, UC_MODE_PPC64, UC_MODE_BIG_ENDIAN,
+                     UC_TLB_VIRTUAL, UC_HOOK_CODE, UC_HOOK_INTR, UC_HOOK_BLOCK,
+                     UC_HOOK_MEM_WRITE, UC_PROT_ALL)
+from unicorn import ppc_const as P
+
+PAGE = 0x1000
+# emu_start needs an end address; this one is never reached (it is not
+# word-aligned, so no instruction can sit there).
+NEVER = 0xFFFF_FFFF_FFFF_FFF1
+
+REGISTERS = {f"r{i}": getattr(P, f"UC_PPC_REG_{i}") for i in range(32)}
+REGISTERS.update(pc=P.UC_PPC_REG_PC, lr=P.UC_PPC_REG_LR, ctr=P.UC_PPC_REG_CTR,
+                 msr=P.UC_PPC_REG_MSR, cr=P.UC_PPC_REG_CR0)
+
+
+class MachineError(Exception):
+    """A request the machine cannot honour (bad memory map, bad address)."""
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Why a run ended, as decided by a hook (or by Machine.run itself)."""
+    reason: str          # "kernel", "fatal", "exception", "budget", "halt"
+    message: str
+    pc: int
+
+
+def _page_span(start: int, end: int) -> tuple[int, int]:
+    return start & ~(PAGE - 1), (end + PAGE - 1) & ~(PAGE - 1)
+
+
+class Machine:
+    def __init__(self, ram: list[tuple[int, int]]):
+        """ram: (base, size) blocks of memory; overlaps are merged."""
+        self.uc = Uc(UC_ARCH_PPC, UC_MODE_PPC64 | UC_MODE_BIG_ENDIAN)
+        self.uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)
+        self.ram = self._merge(ram)
+        for base, end in self.ram:
+            self.uc.mem_map(base, end - base, UC_PROT_ALL)
+        self._stop: Stop | None = None
+        self._hooks: list[int] = []
+        self._started = False
+
+    @staticmethod
+    def _merge(blocks: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        spans = sorted(_page_span(b, b + s) for b, s in blocks if s > 0)
+        if not spans:
+            raise MachineError("no memory: the device tree describes no RAM")
+        out = [list(spans[0])]
+        for s, e in spans[1:]:
+            if s <= out[-1][1]:
+                out[-1][1] = max(out[-1][1], e)
+            else:
+                out.append([s, e])
+        for s, e in out:
+            if e > 1 << 64:
+                raise MachineError(f"memory block 0x{s:x}.. runs past 2^64")
+        return [(s, e) for s, e in out]
+
+    def in_ram(self, addr: int, size: int = 1) -> bool:
+        return any(b <= addr and addr + size <= e for b, e in self.ram)
+
+    # Memory and registers.
+    def read(self, addr: int, size: int) -> bytes:
+        return bytes(self.uc.mem_read(addr, size))
+
+    def write(self, addr: int, data: bytes) -> None:
+        if not self.in_ram(addr, len(data)):
+            raise MachineError(f"0x{addr:x}..0x{addr + len(data):x} is not in RAM")
+        self.uc.mem_write(addr, data)
+        if self._started:
+            self.uc.ctl_remove_cache(addr, addr + len(data))
+
+    def read_u64(self, addr: int) -> int:
+        return int.from_bytes(self.read(addr, 8), "big")
+
+    def read_cstring(self, addr: int, limit: int = 1024) -> str:
+        out = bytearray()
+        while len(out) < limit and self.in_ram(addr + len(out)):
+            b = self.read(addr + len(out), 1)
+            if b == b"\0":
+                break
+            out += b
+        return out.decode("utf-8", "replace")
+
+    def reg(self, name: str) -> int:
+        return self.uc.reg_read(REGISTERS[name])
+
+    def set_reg(self, name: str, value: int) -> None:
+        self.uc.reg_write(REGISTERS[name], value & (2**64 - 1))
+
+    # Hooks (add them before the first run: see the module docstring).
+    def on_code(self, addr: int, callback: Callable[[int], None],
+                end: int | None = None) -> None:
+        """callback(pc) before executing any instruction in [addr, end]."""
+        h = self.uc.hook_add(UC_HOOK_CODE, lambda uc, a, s, u: callback(a),
+                             begin=addr, end=addr if end is None else end)
+        self._hooks.append(h)
+
+    def on_interrupt(self, callback: Callable[[int], None]) -> None:
+        h = self.uc.hook_add(UC_HOOK_INTR, lambda uc, n, u: callback(n))
+        self._hooks.append(h)
+
+    def on_write(self, begin: int, end: int,
+                 callback: Callable[[int, int, int], None]) -> None:
+        """callback(pc, address, size) for each store into [begin, end]."""
+        def hook(uc, access, address, size, value, user):
+            callback(uc.reg_read(P.UC_PPC_REG_PC), address, size)
+        self._hooks.append(self.uc.hook_add(UC_HOOK_MEM_WRITE, hook,
+                                            begin=begin, end=end))
+
+    def count_instructions(self) -> list[int]:
+        """Counts executed instructions (costly: for benchmarks only)."""
+        counter = [0]
+
+        def hook(uc, address, size, user):
+            counter[0] += size // 4
+        self._hooks.append(self.uc.hook_add(UC_HOOK_BLOCK, hook))
+        return counter
+
+    def add_mmio(self, base: int, size: int, read: Callable[[int, int], int],
+                 write: Callable[[int, int, int], None]) -> None:
+        """A device: read(offset, size) -> value, write(offset, size, value)."""
+        start, end = _page_span(base, base + size)
+        if any(b < end and start < e for b, e in self.ram):
+            raise MachineError(f"device at 0x{base:x} overlaps RAM")
+        delta = base - start
+        self.uc.mmio_map(start, end - start,
+                         lambda uc, off, sz, u: read(off - delta, sz), None,
+                         lambda uc, off, sz, val, u: write(off - delta, sz, val),
+                         None)
+
+    # Running.
+    def stop(self, reason: str, message: str, pc: int | None = None) -> None:
+        """Called by a hook: ends the current run with this reason."""
+        if self._stop is None:
+            self._stop = Stop(reason, message, self.reg("pc") if pc is None else pc)
+        self.uc.emu_stop()
+
+    def run(self, pc: int, budget: int) -> Stop:
+        """Runs from pc for at most budget instructions."""
+        if budget <= 0:
+            raise MachineError("the instruction budget must be positive")
+        self._stop = None
+        self._started = True
+        try:
+            self.uc.emu_start(pc, NEVER, timeout=0, count=budget)
+        except UcError as e:
+            if self._stop is None:
+                here = self.reg("pc")
+                self._stop = Stop("exception", f"{e} at pc 0x{here:x}", here)
+        if self._stop is None:
+            here = self.reg("pc")
+            self._stop = Stop("budget", f"budget exhausted after {budget} "
+                              f"instructions (pc 0x{here:x})", here)
+        return self._stop

@@ -1,0 +1,197 @@
+"""Boot scenarios: a device tree plus where a chain-loader put things.
+
+A Scenario is plain data.  MemoryTree builds the kind of device tree a
+chain-loader hands on (memory, console, reserve map, /chosen); a real tree
+from a file works just as well (Scenario.from_files).  place() fills in
+every address the scenario leaves open, the way kexec-tools would, and
+says which it chose.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import libfdt
+
+from .devicetree import DeviceTree, DeviceTreeError
+
+MiB = 1 << 20
+ALIGN = 0x10000          # kexec-tools places segments on 64 KiB boundaries
+DEFAULT_BUDGET = 400_000_000
+
+
+class ScenarioError(Exception):
+    """A scenario that cannot be booted as given; the text names the input."""
+
+
+@dataclass(frozen=True)
+class MemoryTree:
+    """The parts of a generated device tree that matter to the wrapper."""
+    memory: tuple[tuple[int, int], ...] = ((0, 256 * MiB),)
+    console: str = "hvc"                 # "hvc" (PAPR vty), "uart" or "none"
+    uart_base: int = 0xF_E000_4500
+    reserves: tuple[tuple[int, int], ...] = ()
+    bootargs: str = "console=hvc0"
+    address_cells: int = 2
+    size_cells: int = 2
+    stdout_property: str = "linux,stdout-path"
+
+    def build(self) -> bytes:
+        sw = libfdt.FdtSw()
+        for addr, size in self.reserves:
+            sw.add_reservemap_entry(addr, size)
+        sw.finish_reservemap()
+
+        def cells(value: int, n: int) -> list[int]:
+            return [(value >> (32 * (n - 1 - i))) & 0xFFFFFFFF for i in range(n)]
+
+        def reg(pairs: list[tuple[int, int]], ac: int, sc: int) -> bytes:
+            out: list[int] = []
+            for a, s in pairs:
+                out += cells(a, ac) + cells(s, sc)
+            return b"".join(c.to_bytes(4, "big") for c in out)
+
+        with sw.add_node(""):
+            sw.property_string("compatible", "bwemu,chain-load")
+            sw.property_u32("#address-cells", self.address_cells)
+            sw.property_u32("#size-cells", self.size_cells)
+            with sw.add_node("chosen"):
+                sw.property_string("bootargs", self.bootargs)
+                if self.console == "hvc":
+                    sw.property_string(self.stdout_property, "/vdevice/vty@30000000")
+                elif self.console == "uart":
+                    sw.property_string(self.stdout_property,
+                                       f"/serial@{self.uart_base:x}")
+            for base, size in self.memory:
+                with sw.add_node(f"memory@{base:x}"):
+                    sw.property_string("device_type", "memory")
+                    sw.property("reg", reg([(base, size)], self.address_cells,
+                                           self.size_cells))
+            if self.console == "hvc":
+                with sw.add_node("vdevice"):
+                    sw.property_u32("#address-cells", 1)
+                    sw.property_u32("#size-cells", 0)
+                    with sw.add_node("vty@30000000"):
+                        sw.property_string("compatible", "hvterm1")
+                        sw.property_string("device_type", "serial")
+                        sw.property_u32("reg", 0x30000000)
+            elif self.console == "uart":
+                with sw.add_node(f"serial@{self.uart_base:x}"):
+                    sw.property_string("compatible", "ns16550")
+                    sw.property("reg", reg([(self.uart_base, 0x100)],
+                                           self.address_cells, self.size_cells))
+                    sw.property_u32("clock-frequency", 1843200)
+        return bytes(sw.as_fdt().as_bytearray())
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """What a chain-loader hands the wrapper.  Addresses left None are
+    chosen by place()."""
+    name: str
+    dtb: bytes
+    dtb_at: int | None = None
+    wrapper_at: int | None = None
+    initrd: bytes | None = None          # loaded next to the wrapper
+    initrd_at: int | None = None
+    attached_initrd: bytes | None = None  # carried inside the image
+    kernel_bss: int | None = None         # None: the default test kernel
+    policy: str = "fixed"
+    budget: int = DEFAULT_BUDGET
+
+    @classmethod
+    def from_files(cls, dtb: Path, *, initrd: Path | None = None,
+                   **kwargs) -> "Scenario":
+        def read(p: Path, what: str) -> bytes:
+            try:
+                return Path(p).read_bytes()
+            except OSError as e:
+                raise ScenarioError(f"cannot read {what} {p}: {e.strerror}") from None
+        return cls(name=Path(dtb).name, dtb=read(dtb, "device tree"),
+                   initrd=read(initrd, "initrd") if initrd else None, **kwargs)
+
+    def replace(self, **changes) -> "Scenario":
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Placement:
+    address: int
+    size: int
+
+    @property
+    def end(self) -> int:
+        return self.address + self.size
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Every address of a scenario, after place()."""
+    rma_end: int
+    ram: tuple[tuple[int, int], ...]
+    wrapper: Placement
+    dtb: Placement
+    initrd: Placement | None
+    notes: tuple[str, ...] = field(default=())
+
+
+def _align_down(x: int, a: int) -> int:
+    return x - x % a
+
+
+def place(scenario: Scenario, tree: DeviceTree, wrapper_size: int) -> Layout:
+    """Chooses what the scenario leaves open, as kexec-tools would: the
+    wrapper (our zImage) at 32 MiB, just past a running kernel's end; the
+    device tree at the top of the real-mode area and the initrd below it,
+    each 64 KiB aligned.  Checks everything lies in RAM without overlap."""
+    ram = tree.memory()
+    rma = [size for base, size in ram if base == 0]
+    rma_end = rma[0] if rma else max((b + s for b, s in ram), default=0)
+    notes: list[str] = []
+    dtb_size = len(scenario.dtb)
+    initrd_size = len(scenario.initrd) if scenario.initrd is not None else 0
+
+    wrapper_at = scenario.wrapper_at
+    if wrapper_at is None:
+        wrapper_at = min(32 * MiB, _align_down(rma_end // 4, ALIGN))
+        notes.append(f"wrapper placed at 0x{wrapper_at:x} (kexec-tools puts a "
+                     f"zImage after the running kernel's end)")
+    dtb_at = scenario.dtb_at
+    if dtb_at is None:
+        dtb_at = _align_down(rma_end - dtb_size, ALIGN)
+        notes.append(f"device tree placed at 0x{dtb_at:x} (top of the real-mode area)")
+    initrd_at = scenario.initrd_at
+    if scenario.initrd is not None and initrd_at is None:
+        initrd_at = _align_down(dtb_at - initrd_size, ALIGN)
+        notes.append(f"initrd placed at 0x{initrd_at:x} (below the device tree)")
+    if scenario.initrd is None and initrd_at is not None:
+        raise ScenarioError("an initrd address was given without an initrd file")
+
+    pieces = [("wrapper", Placement(wrapper_at, wrapper_size)),
+              ("device tree", Placement(dtb_at, dtb_size))]
+    if scenario.initrd is not None:
+        pieces.append(("initrd", Placement(initrd_at, initrd_size)))
+    for what, p in pieces:
+        if p.address < 0 or not any(b <= p.address and p.end <= b + s for b, s in ram):
+            raise ScenarioError(f"the {what} at 0x{p.address:x}..0x{p.end:x} "
+                                f"is not inside RAM (the device tree's /memory)")
+    for i, (wa, pa) in enumerate(pieces):
+        for wb, pb in pieces[i + 1:]:
+            if pa.address < pb.end and pb.address < pa.end:
+                raise ScenarioError(f"the {wa} (0x{pa.address:x}..0x{pa.end:x}) "
+                                    f"overlaps the {wb} (0x{pb.address:x}..0x{pb.end:x})")
+    return Layout(rma_end, tuple(ram), pieces[0][1], pieces[1][1],
+                  pieces[2][1] if len(pieces) > 2 else None, tuple(notes))
+
+
+def default_initrd(size: int = 96 * 1024) -> bytes:
+    """A recognisable, non-repeating initrd: a counter pattern."""
+    return b"".join(i.to_bytes(4, "big") for i in range(size // 4))
+
+
+def default_scenario() -> Scenario:
+    """256 MiB pseries-like machine, PAPR console, an initrd from kexec."""
+    return Scenario(name="default", dtb=MemoryTree().build(),
+                    initrd=default_initrd())
