@@ -18,6 +18,8 @@ from .image import FirmwareBuild
 from .machine import Machine, Stop
 from .scenario import Layout, Placement, Scenario, ScenarioError, place
 
+DEFAULT_RAM = 256 << 20   # when the tree is too broken to say
+
 
 @dataclass(frozen=True)
 class Handoff:
@@ -62,24 +64,37 @@ class Boot:
         kernel = (self.firmware.test_kernel(scenario.kernel_bss)
                   if scenario.kernel_bss is not None else None)
         self.wrapper = ElfImage(self.firmware.compose(kernel, scenario.attached_initrd))
-        self.tree = DeviceTree(scenario.dtb, f"device tree of scenario {scenario.name!r}")
+        self.notes: list[str] = []
+        try:
+            self.tree: DeviceTree | None = DeviceTree(
+                scenario.dtb, f"device tree of scenario {scenario.name!r}")
+            ram = self.tree.memory()
+        except DeviceTreeError as e:
+            # Boot anyway: what the wrapper makes of a broken tree is the
+            # point of such a scenario.  RAM then comes from the default.
+            self.tree = None
+            ram = [(0, DEFAULT_RAM)]
+            self.notes.append(f"{e}; RAM defaulted to 0x{DEFAULT_RAM:x} bytes at 0 "
+                              f"and the tree handed over as it is")
         start, end = self.wrapper.span
-        self.layout = place(scenario, self.tree, end - start)
+        self.layout = place(scenario, ram, end - start)
         self.base = self.layout.wrapper.address - start
         dtb = scenario.dtb
-        if scenario.initrd is not None:
+        if scenario.initrd is not None and self.tree is not None:
+            # As kexec-tools does: /chosen names the initrd it loaded.
             init = self.layout.initrd
             dtb = self.tree.with_initrd(init.address, init.end)
             self.layout = place(scenario.replace(dtb=dtb, dtb_at=self.layout.dtb.address,
                                                  wrapper_at=self.layout.wrapper.address,
                                                  initrd_at=init.address),
-                                DeviceTree(dtb), end - start)
+                                ram, end - start)
         self.dtb_in = dtb
+        self.stop_at_handoff = False
 
         self.machine = Machine(list(self.layout.ram))
         self.console = Console()
         self.hypervisor = Hypervisor(self.machine, self.console)
-        con = self.tree.console()
+        con = self.tree.console() if self.tree is not None else None
         if con is not None and con.kind == "uart":
             Uart16550(self.machine, self.console, con.address, con.reg_shift,
                       con.io_width)
@@ -123,6 +138,8 @@ class Boot:
             size = int.from_bytes(m.read(dtb + 4, 4), "big")
             if m.in_ram(dtb, size):
                 self.final_dtb = m.read(dtb, size)
+        if self.stop_at_handoff:
+            m.stop("handoff", "stopped at the hand-off, as asked", pc)
 
     def locate(self, pc: int) -> SourceLocation | None:
         start, end = self.wrapper.span
@@ -142,7 +159,7 @@ class Boot:
                        message=stop.message, pc=stop.pc, location=self.locate(stop.pc),
                        console=self.console.text, layout=self.layout,
                        instructions=instructions, seconds=seconds,
-                       notes=list(self.layout.notes))
+                       notes=list(self.layout.notes) + self.notes)
         r.handoff = self.handoff
         report = self.hypervisor.report
         r.kernel_report = report
@@ -150,8 +167,11 @@ class Boot:
             r.final_dtb = self.final_dtb
             r.dtb = Placement(self.handoff.dtb, len(self.final_dtb or b""))
             if self.final_dtb is not None:
-                final = DeviceTree(self.final_dtb, "final device tree")
-                span = final.chosen_initrd()
+                try:
+                    span = DeviceTree(self.final_dtb, "final device tree").chosen_initrd()
+                except DeviceTreeError as e:
+                    r.notes.append(f"the wrapper handed over a broken tree: {e}")
+                    span = None
                 if span:
                     r.initrd = Placement(span[0], span[1] - span[0])
         if report is not None:

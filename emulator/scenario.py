@@ -15,7 +15,6 @@ from pathlib import Path
 
 import libfdt
 
-from .devicetree import DeviceTree, DeviceTreeError
 
 MiB = 1 << 20
 ALIGN = 0x10000          # kexec-tools places segments on 64 KiB boundaries
@@ -141,12 +140,11 @@ def _align_down(x: int, a: int) -> int:
     return x - x % a
 
 
-def place(scenario: Scenario, tree: DeviceTree, wrapper_size: int) -> Layout:
+def place(scenario: Scenario, ram: list[tuple[int, int]], wrapper_size: int) -> Layout:
     """Chooses what the scenario leaves open, as kexec-tools would: the
     wrapper (our zImage) at 32 MiB, just past a running kernel's end; the
     device tree at the top of the real-mode area and the initrd below it,
     each 64 KiB aligned.  Checks everything lies in RAM without overlap."""
-    ram = tree.memory()
     rma = [size for base, size in ram if base == 0]
     rma_end = rma[0] if rma else max((b + s for b, s in ram), default=0)
     notes: list[str] = []

@@ -131,7 +131,7 @@ static void add_known_ranges(struct boot_info *bi)
 	}
 	n = fdt_num_mem_rsv(fdt);
 	if (n < 0)
-		fatal("device tree: reserve map: %s", fdt_strerror(-n));
+		fatal("device tree: reserve map: %s", fdt_strerror(n));
 	for (i = 0; i < n; i++) {
 		u64 addr, size;
 

@@ -61,7 +61,7 @@ static void kernel_image_read(const struct kernel_image *ki, void *dst,
 	}
 	got = gunzip_range(ki->data, ki->size, dst, skip, len);
 	if (got < 0)
-		fatal("kernel image: %s", gunzip_strerror(-got));
+		fatal("kernel image: %s", gunzip_strerror((int)got));
 }
 
 void kernel_image_probe(const struct kernel_image *ki, struct elf_info *ei)
@@ -77,7 +77,7 @@ void kernel_image_probe(const struct kernel_image *ki, struct elf_info *ei)
 		s64 total = gunzip_size(ki->data, ki->size);
 
 		if (total < 0)
-			fatal("kernel image: %s", gunzip_strerror(-total));
+			fatal("kernel image: %s", gunzip_strerror((int)total));
 		if ((u64)total < len)
 			len = total;
 	} else if (ki->size < len) {
@@ -86,7 +86,7 @@ void kernel_image_probe(const struct kernel_image *ki, struct elf_info *ei)
 	kernel_image_read(ki, hdr, 0, len);
 	err = elf_parse(hdr, len, ei);
 	if (err)
-		fatal("kernel image: %s", elf_strerror(-err));
+		fatal("kernel image: %s", elf_strerror(err));
 }
 
 /* Inflates every PT_LOAD segment to addr and zeroes what follows each. */
@@ -137,7 +137,7 @@ void start_wrapper(void *dtb, u64 base, u64 loader_r4)
 
 	err = fdt_check_header(dtb);
 	if (err)
-		fatal("device tree at %p: %s", dtb, fdt_strerror(-err));
+		fatal("device tree at %p: %s", dtb, fdt_strerror(err));
 	console_open(dtb);
 	printf("\nbwemu wrapper: running at 0x%llx..0x%llx (loader said 0x%llx),"
 	       " device tree at %p\n", base, bi.image_end, loader_r4, dtb);
@@ -159,7 +159,7 @@ void start_wrapper(void *dtb, u64 base, u64 loader_r4)
 	attached_initrd(&bi);
 	err = platform->finalize(&bi);
 	if (err)
-		fatal("device tree: %s", fdt_strerror(-err));
+		fatal("device tree: %s", fdt_strerror(err));
 
 	printf("entering kernel at 0x%llx, device tree at %p\n",
 	       bi.kernel_entry, bi.dtb);

@@ -1,0 +1,147 @@
+"""The bwemu command line: a thin layer over the library (emulator.boot)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from . import report
+from .boot import boot
+from .devicetree import DeviceTreeError
+from .elfimage import ElfImageError
+from .image import FirmwareBuild, FirmwareError, POLICIES
+from .machine import MachineError
+from .scenario import Scenario, ScenarioError, default_scenario
+
+USER_ERRORS = (ScenarioError, DeviceTreeError, FirmwareError, ElfImageError,
+               MachineError)
+
+
+def address(text: str) -> int:
+    """An address in hex (0x...) or decimal."""
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an address "
+                                         f"(use hex like 0x2000000 or decimal)") from None
+    if not 0 <= value < 2**64:
+        raise argparse.ArgumentTypeError(f"{text} is outside the 64-bit address space")
+    return value
+
+
+def positive(text: str) -> int:
+    value = address(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be greater than 0")
+    return value
+
+
+def scenario_from_args(args: argparse.Namespace) -> Scenario:
+    if args.dtb is None:
+        sc = default_scenario()
+        if args.initrd is not None:
+            sc = sc.replace(initrd=_read(args.initrd, "initrd"))
+    else:
+        sc = Scenario.from_files(args.dtb, initrd=args.initrd)
+    if args.initrd_at is not None and sc.initrd is None:
+        raise ScenarioError("--initrd-at needs --initrd FILE")
+    changes = {k: v for k, v in (("dtb_at", args.dtb_at), ("wrapper_at", args.wrapper_at),
+                                 ("initrd_at", args.initrd_at),
+                                 ("kernel_bss", args.kernel_bss),
+                                 ("budget", args.budget)) if v is not None}
+    if args.attach_initrd is not None:
+        changes["attached_initrd"] = _read(args.attach_initrd, "initrd to attach")
+    changes["policy"] = args.policy
+    return sc.replace(**changes)
+
+
+def _read(path: str, what: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise ScenarioError(f"cannot read {what} {path}: {e.strerror}") from None
+
+
+def cmd_boot(args: argparse.Namespace) -> int:
+    sc = scenario_from_args(args)
+    result = boot(sc)
+    if args.json:
+        print(report.dumps(result))
+    else:
+        print(report.to_text(result))
+        if args.ranges:
+            print(report.ranges_text(result))
+    return 0 if report.verdict(result).startswith("OK") else 1
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Wall time and guest instructions of the default boot.  Instructions
+    are counted in a separate run, since counting itself costs time."""
+    sc = default_scenario()
+    firmware = FirmwareBuild(policy=sc.policy)
+    boot(sc, firmware)  # warm-up: firmware build, image cache, imports
+    walls, runs = [], []
+    for _ in range(args.repeat):
+        t0 = time.perf_counter()
+        r = boot(sc, firmware)
+        walls.append(time.perf_counter() - t0)
+        runs.append(r.seconds)
+        if r.exit != "kernel":
+            print(f"bwemu bench: the default boot failed: {r.message}", file=sys.stderr)
+            return 1
+    counted = boot(sc, firmware, count_instructions=True)
+    n = counted.instructions or 0
+    print(f"default boot, best of {args.repeat}:")
+    print(f"  wall time, whole boot (set-up + run):  {min(walls) * 1000:9.1f} ms")
+    print(f"  guest run time (emu_start):            {min(runs) * 1000:9.1f} ms")
+    print(f"  guest instructions:                    {n:9d}")
+    print(f"  guest instructions per second:         {n / min(runs) / 1e6:9.1f} M")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bwemu", description="Run the PowerPC "
+                                "bootwrapper in an emulator and check what it does.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    b = sub.add_parser("boot", help="boot the wrapper on a scenario",
+                       description="Boot the wrapper: the built-in default scenario, "
+                       "or a device tree of yours.  Addresses left out are chosen "
+                       "as kexec-tools would, and the output says which.")
+    b.add_argument("--dtb", metavar="FILE", help="device tree blob to hand the wrapper")
+    b.add_argument("--dtb-at", type=address, metavar="ADDR")
+    b.add_argument("--wrapper-at", type=address, metavar="ADDR")
+    b.add_argument("--initrd", metavar="FILE", help="initrd loaded by the chain-loader")
+    b.add_argument("--initrd-at", type=address, metavar="ADDR")
+    b.add_argument("--attach-initrd", metavar="FILE",
+                   help="an initrd carried inside the wrapper image instead")
+    b.add_argument("--kernel-bss", type=address, metavar="BYTES",
+                   help="memory the test kernel claims past its file (model a bigger kernel)")
+    b.add_argument("--policy", choices=POLICIES, default="fixed",
+                   help="the wrapper's heap policy (docs/kexec.md)")
+    b.add_argument("--budget", type=positive, metavar="N",
+                   help="instruction budget (default 400 million)")
+    b.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    b.add_argument("--ranges", action="store_true",
+                   help="show the range-table timeline")
+    b.set_defaults(func=cmd_boot)
+
+    s = sub.add_parser("bench", help="time the default boot")
+    s.add_argument("--repeat", type=positive, default=5)
+    s.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except USER_ERRORS as e:
+        print(f"bwemu: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""Turning a BootResult into text for people and JSON for programs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .boot import BootResult
+from .scenario import Placement
+
+VERDICTS = {
+    "kernel": "kernel reached",
+    "fatal": "the wrapper stopped with a fatal error",
+    "exception": "the CPU took an unexpected exception",
+    "budget": "budget exhausted: the guest ran away (a loop?)",
+    "divergence": "the wrapper's range table diverged from the reference model",
+}
+
+
+def _placement(p: Placement | None) -> dict[str, int] | None:
+    return None if p is None else {"address": p.address, "size": p.size}
+
+
+def _hex(p: Placement | None) -> str:
+    return "-" if p is None else f"0x{p.address:x}..0x{p.end:x} (0x{p.size:x} bytes)"
+
+
+def verdict(r: BootResult) -> str:
+    if r.exit != "kernel":
+        return f"FAIL: {VERDICTS.get(r.exit, r.exit)}: {r.message}"
+    problems = []
+    if r.kernel_report is not None and not r.kernel_report.dtb_magic_ok:
+        problems.append("the kernel found no valid device tree")
+    if r.initrd_intact is False:
+        problems.append("the initrd the kernel received is not the one given")
+    if problems:
+        return "FAIL: kernel reached, but " + "; ".join(problems)
+    extra = ", initrd intact" if r.initrd_intact else ""
+    return f"OK: kernel reached with a valid device tree{extra}"
+
+
+def to_json(r: BootResult) -> dict[str, Any]:
+    rep = r.kernel_report
+    loc = r.location
+    return {
+        "scenario": r.scenario,
+        "exit": r.exit,
+        "message": r.message,
+        "pc": r.pc,
+        "location": None if loc is None else
+        {"function": loc.function, "file": loc.file, "line": loc.line},
+        "console": r.console,
+        "kernel": _placement(r.kernel),
+        "dtb": _placement(r.dtb),
+        "initrd": _placement(r.initrd),
+        "wrapper": _placement(r.layout.wrapper),
+        "handoff": None if r.handoff is None else
+        {"r3": r.handoff.dtb, "r4": r.handoff.kernel, "entry": r.handoff.entry},
+        "kernel_report": None if rep is None else
+        {"dtb": rep.dtb, "placed_at": rep.placed_at, "dtb_magic_ok": rep.dtb_magic_ok,
+         "initrd_start": rep.initrd_start, "initrd_end": rep.initrd_end,
+         "initrd_checksum": rep.initrd_checksum},
+        "initrd_intact": r.initrd_intact,
+        "notes": r.notes,
+        "verdict": verdict(r),
+    }
+
+
+def dumps(r: BootResult) -> str:
+    return json.dumps(to_json(r), indent=2)
+
+
+def to_text(r: BootResult) -> str:
+    lines = [f"bwemu: scenario {r.scenario!r}"]
+    lay = r.layout
+    lines.append(f"  loaded:  wrapper {_hex(lay.wrapper)}, device tree {_hex(lay.dtb)}"
+                 + (f", initrd {_hex(lay.initrd)}" if lay.initrd else ""))
+    lines += [f"  note:    {n}" for n in r.notes]
+    lines.append("--- console " + "-" * 50)
+    lines.append(r.console.rstrip("\n") or "(nothing printed)")
+    lines.append("-" * 62)
+    if r.exit == "kernel":
+        lines.append(f"  kernel:      {_hex(r.kernel)}")
+        lines.append(f"  device tree: {_hex(r.dtb)}")
+        lines.append(f"  initrd:      {_hex(r.initrd)}")
+    else:
+        where = f" in {r.location}" if r.location else ""
+        lines.append(f"  stopped at pc 0x{r.pc:x}{where}")
+    lines.append(verdict(r))
+    return "\n".join(lines)
+
+
+def ranges_text(r: BootResult) -> str:
+    """The range-table timeline: each operation and the table after it."""
+    timeline = getattr(r, "ranges", None) or []
+    if not timeline:
+        return "range table: no operations recorded"
+    return "range table timeline:\n" + "\n".join(f"  {entry}" for entry in timeline)
