@@ -7,6 +7,7 @@ address, r5 = 0), runs on an instruction budget, and collects what happened.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 
@@ -82,12 +83,14 @@ class Boot:
         dtb = scenario.dtb
         if scenario.initrd is not None and self.tree is not None:
             # As kexec-tools does: /chosen names the initrd it loaded.
-            init = self.layout.initrd
+            first = self.layout
+            init = first.initrd
             dtb = self.tree.with_initrd(init.address, init.end)
-            self.layout = place(scenario.replace(dtb=dtb, dtb_at=self.layout.dtb.address,
-                                                 wrapper_at=self.layout.wrapper.address,
-                                                 initrd_at=init.address),
-                                ram, end - start)
+            self.layout = dataclasses.replace(
+                place(scenario.replace(dtb=dtb, dtb_at=first.dtb.address,
+                                       wrapper_at=first.wrapper.address,
+                                       initrd_at=init.address), ram, end - start),
+                notes=first.notes)
         self.dtb_in = dtb
         self.stop_at_handoff = False
 
