@@ -13,8 +13,10 @@
  *   FAULT_OVERFLOW_OFF_BY_ONE  a range ending exactly at 2^64 is refused
  *   FAULT_STALE_TAIL           entries freed by a merge keep their old bytes
  *   FAULT_FULL_CORRUPTS        a range refused for a full table still counts
+ *   FAULT_IGNORE_FULL          init_malloc and vmlinux_alloc succeed though
+ *                              the full table refused their range
  *
- * Each changes one place below, marked "FAULT".
+ * Each changes one place below (IGNORE_FULL: two), marked "FAULT".
  */
 #include "types.h"
 #include "string.h"
@@ -210,6 +212,7 @@ int ranges_init_malloc(void)
 {
 	struct mem_range g;
 	u64 hs, he;
+	int err;
 
 	/* The chunk at 0 is left for the kernel, unless it is all there is. */
 	if (pick_gap(1, &g) && pick_gap(0, &g))
@@ -223,10 +226,19 @@ int ranges_init_malloc(void)
 	if (he < hs || he - hs < RANGES_HEAP_MIN)
 		return -RANGES_ERR_NOSPACE;
 
+	/*
+	 * A heap the table cannot record could later be handed out again
+	 * as free memory: refuse it, and keep any earlier heap intact.
+	 */
+	err = ranges_add(hs, he - hs);
+#ifdef FAULT_IGNORE_FULL
+	/* FAULT: the heap is set up though the table refused it */
+	err = RANGES_OK;
+#endif
+	if (err)
+		return err;
 	ranges.heap_start = hs;
 	ranges.heap_end = he;
-	/* Recorded like any other occupant; the result does not matter. */
-	ranges_add(hs, he - hs);
 	simple_alloc_init(hs, he - hs);
 	return RANGES_OK;
 }
@@ -234,10 +246,18 @@ int ranges_init_malloc(void)
 int ranges_vmlinux_alloc(u64 size, u64 *addr)
 {
 	void *p;
+	int err;
 
 	/* The kernel runs best at 0: take it there when nothing is in the way. */
 	if (ranges_is_free(0, size)) {
-		ranges_add(0, size);
+		/* Unrecorded, the kernel's place could be given out again. */
+		err = ranges_add(0, size);
+#ifdef FAULT_IGNORE_FULL
+		/* FAULT: the kernel is placed at 0 though the table refused it */
+		err = RANGES_OK;
+#endif
+		if (err)
+			return err;
 		*addr = 0;
 		return RANGES_OK;
 	}

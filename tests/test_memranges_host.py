@@ -454,7 +454,7 @@ def test_init_malloc_again_moves_the_heap_and_resets_it(h):
     assert state.heap.raw == (0x800000).to_bytes(16, "big") + bytes(784)
 
 
-def test_init_malloc_into_full_table_succeeds_but_counts_refusal(h):
+def test_init_malloc_into_full_table_is_refused_and_changes_only_refused(h):
     h.init(0x200000)
     for i in range(30):
         h.add(i * 0x2000, 0x1000)
@@ -462,12 +462,53 @@ def test_init_malloc_into_full_table_succeeds_but_counts_refusal(h):
     h.add(0x100800, 0xFF800)
     assert h.dump().ranges.count == 32
     # largest gap not at 0: [0x3c800, 0x100800) -> heap [0x3d000, 0x100000),
-    # which touches no entry, so adding it is refused
+    # which touches no entry, so adding it is refused, and so is the call
+    before, heap_before = raw(h)
+    assert h.init_malloc() == FULL
+    state = h.dump()
+    assert (state.ranges.heap_start, state.ranges.heap_end) == (0, 0)
+    assert (state.ranges.count, state.ranges.refused) == (32, 1)
+    # nothing but the refused counter (bytes 28..32) changed
+    assert state.ranges.raw[:28] == before[:28]
+    assert state.ranges.raw[32:] == before[32:]
+    assert state.heap.raw == heap_before == bytes(len(heap_before))
+
+
+def test_init_malloc_refused_for_full_table_keeps_the_earlier_heap(h):
+    h.init(0x1000000)
+    h.add(0x800800, 0x800)
+    assert h.init_malloc() == OK                   # [0x801000, 0x1000000)
+    assert h.malloc(0x1000) == 0x801000
+    # 31 half-page entries below: [0x1000, 0x1800) ... [0x3d000, 0x3d800)
+    for i in range(31):
+        assert h.add(0x2000 * i + 0x1000, 0x800) == OK
+    assert h.dump().ranges.count == 32
+    # widest gap not at 0: [0x3d800, 0x800800) -> heap [0x3e000, 0x800000),
+    # touching neither [0x3d000, 0x3d800) nor [0x800800, 0x1000000)
+    before, heap_before = raw(h)
+    assert h.init_malloc() == FULL
+    state = h.dump()
+    assert (state.ranges.heap_start, state.ranges.heap_end) == (0x801000, 0x1000000)
+    assert state.ranges.refused == 1
+    assert state.ranges.raw[:28] == before[:28]
+    assert state.ranges.raw[32:] == before[32:]
+    assert state.heap.raw == heap_before
+    # the allocator carries on in the first heap
+    assert h.malloc(0x1000) == 0x802000
+
+
+def test_init_malloc_into_full_table_succeeds_when_the_heap_merges(h):
+    h.init(0x100000)
+    fill_table(h)
+    # widest gap not at 0: [0x3f000, 0x100000), already page aligned; the
+    # heap touches the last entry [0x3e000, 0x3f000) and merges with it
     assert h.init_malloc() == OK
     state = h.dump()
-    assert (state.ranges.heap_start, state.ranges.heap_end) == (0x3D000, 0x100000)
-    assert (state.ranges.count, state.ranges.refused) == (32, 1)
-    assert (state.heap.base, state.heap.end) == (0x3D000, 0x100000)
+    assert (state.ranges.heap_start, state.ranges.heap_end) == (0x3F000, 0x100000)
+    assert (state.ranges.count, state.ranges.refused) == (32, 0)
+    assert state.ranges.used[-1] == (0x3E000, 0x100000)
+    assert (state.heap.base, state.heap.end, state.heap.next) == \
+        (0x3F000, 0x100000, 0x3F000)
 
 
 # -- ranges_vmlinux_alloc ---------------------------------------------------
@@ -536,14 +577,35 @@ def test_vmlinux_alloc_of_zero_bytes_is_at_zero_and_changes_nothing(h):
     assert raw(h) == before
 
 
-def test_vmlinux_alloc_at_zero_into_full_table_succeeds_but_counts_refusal(h):
+def test_vmlinux_alloc_at_zero_into_full_table_is_refused_without_trying_the_heap(h):
+    h.init(0x1000000)
+    h.add(0x800800, 0x800)
+    assert h.init_malloc() == OK                   # heap [0x801000, 0x1000000)
+    # 31 more entries [0x2000, 0x3000) ... [0x3e000, 0x3f000)
+    for i in range(31):
+        assert h.add(0x2000 * i + 0x2000, 0x1000) == OK
+    assert h.dump().ranges.count == 32
+    # [0, 0x1000) is free and touches nothing: its add is refused
+    before, heap_before = raw(h)
+    r = h.vmlinux_alloc(0x1000)
+    assert (r.ret, r.addr) == (FULL, SENTINEL)
+    state = h.dump()
+    assert state.ranges.refused == 1
+    assert state.ranges.raw[:28] == before[:28]
+    assert state.ranges.raw[32:] == before[32:]
+    assert state.heap.raw == heap_before           # no block was taken
+    assert state.heap.nrecords == 0
+
+
+def test_vmlinux_alloc_at_zero_into_full_table_succeeds_when_it_touches_an_entry(h):
     h.init(0x1000000)
     fill_table(h, first=0x2000)
-    r = h.vmlinux_alloc(0x1000)
+    # [0, 0x2000) touches the first entry [0x2000, 0x3000): they merge
+    r = h.vmlinux_alloc(0x2000)
     assert (r.ret, r.addr) == (OK, 0)
     table = h.dump().ranges
-    assert (table.count, table.refused) == (32, 1)
-    assert table.used[0] == (0x2000, 0x3000)
+    assert (table.count, table.refused) == (32, 0)
+    assert table.used[0] == (0, 0x3000)
 
 
 def test_vmlinux_alloc_with_heap_at_zero_uses_malloc(h):
@@ -761,16 +823,20 @@ def test_heap_at_zero_hands_out_null_first(h):
 # -- the deliberate faults are caught -----------------------------------------
 
 FAULT_CATCHERS = {
-    "NO_MERGE_ADJACENT": test_add_merges_touching_ranges,
-    "OVERFLOW_OFF_BY_ONE": test_add_accepts_range_ending_exactly_at_2_64,
-    "STALE_TAIL": test_unused_entries_are_zero_after_merge,
-    "FULL_CORRUPTS": test_33rd_distinct_range_is_refused_and_counted,
+    "NO_MERGE_ADJACENT": (test_add_merges_touching_ranges,),
+    "OVERFLOW_OFF_BY_ONE": (test_add_accepts_range_ending_exactly_at_2_64,),
+    "STALE_TAIL": (test_unused_entries_are_zero_after_merge,),
+    "FULL_CORRUPTS": (test_33rd_distinct_range_is_refused_and_counted,),
+    "IGNORE_FULL": (test_init_malloc_into_full_table_is_refused_and_changes_only_refused,
+                    test_init_malloc_refused_for_full_table_keeps_the_earlier_heap,
+                    test_vmlinux_alloc_at_zero_into_full_table_is_refused_without_trying_the_heap),
 }
 
 
 @pytest.mark.parametrize("fault", sorted(FAULT_CATCHERS))
 def test_fault_build_fails_a_behaviour_test(fault):
-    check = FAULT_CATCHERS[fault]
-    with HostRanges(build_driver(f"FAULT_{fault}=1")) as faulty:
-        with pytest.raises(AssertionError):
-            check(faulty)
+    """Each catcher, run against the faulty build, fails an assertion."""
+    for check in FAULT_CATCHERS[fault]:
+        with HostRanges(build_driver(f"FAULT_{fault}=1")) as faulty:
+            with pytest.raises(AssertionError):
+                check(faulty)
