@@ -8,6 +8,7 @@ bytes it renders for the guest's structs.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -381,13 +382,46 @@ def test_init_malloc_again_chooses_a_new_heap_and_resets_the_allocator() -> None
     assert t.entries == ((0x10000, 0xA0000),)
 
 
-def test_init_malloc_with_a_full_table_still_sets_up_a_heap_it_could_not_record() -> None:
-    # A literal reading of step 5: the add's FULL result is not checked.
+def test_init_malloc_with_a_full_table_is_refused_and_changes_only_refused() -> None:
+    # Entries end at [0x3F000, 0x3F800); the widest non-zero gap
+    # [0x3F800, 0xC8000) gives the heap [0x40000, 0xC8000), touching nothing.
     t = full_table(rma_end=0x1000 * 200)
+    before = t.state()
+    assert t.init_malloc() == OpResult(FULL)
+    assert t.state() == dataclasses.replace(before, refused=1)
+    assert (t.heap_start, t.heap_end) == (0, 0)
+    assert t.heap.state() == HeapModel().state()     # never initialised
+
+
+def test_init_malloc_refused_by_a_full_table_keeps_the_earlier_heap() -> None:
+    t = table(16 * MB, (8 * MB + 0x800, 8 * MB + 0x1000))
+    assert t.init_malloc().ret == OK                 # heap [8 MiB + 0x1000, 16 MiB)
+    assert t.heap.malloc(0x1000) == 8 * MB + 0x1000
+    for i in range(RANGES_MAX - 1):                  # [0x1000, 0x1800) ... [0x3D000, 0x3D800)
+        assert t.add(0x2000 * i + 0x1000, 0x800).ret == OK
+    # widest non-zero gap [0x3D800, 8 MiB + 0x800) -> heap [0x3E000, 8 MiB),
+    # one byte short of touching either neighbour
+    before, heap_before = t.state(), t.heap.state()
+    assert t.init_malloc() == OpResult(FULL)
+    assert t.state() == dataclasses.replace(before, refused=1)
+    assert (t.heap_start, t.heap_end) == (8 * MB + 0x1000, 16 * MB)
+    assert t.heap.state() == heap_before
+    assert t.heap.malloc(0x1000) == 8 * MB + 0x2000  # the old heap carries on
+
+
+def test_init_malloc_with_a_full_table_succeeds_when_the_heap_merges() -> None:
+    # Non-zero gaps: [0x1800 + 0x2000*i, +0x1800) and [0x3F800, 0x50000);
+    # the widest is the last, whose heap [0x40000, 0x50000) touches nothing...
+    t = full_table(rma_end=0x50000)
+    assert t.init_malloc() == OpResult(FULL)
+    # ...but with the last entry ending on a page it does, and merges.
+    t = full_table(rma_end=0x50000)
+    assert t.add(0x3F800, 0x800).ret == OK           # [0x3F000, 0x40000)
     assert t.init_malloc() == OpResult(OK)
-    assert (t.heap_start, t.heap_end) == (0x40000, 0xC8000)
-    assert t.refused == 1 and t.count == RANGES_MAX
-    assert t.heap.base == 0x40000
+    assert (t.heap_start, t.heap_end) == (0x40000, 0x50000)
+    assert t.count == RANGES_MAX and t.refused == 0
+    assert t.entries[-1] == (0x3F000, 0x50000)
+    assert (t.heap.base, t.heap.end) == (0x40000, 0x50000)
 
 
 # --- ranges_vmlinux_alloc ------------------------------------------------------------------
@@ -428,6 +462,26 @@ def test_vmlinux_alloc_ignores_a_heap_forgotten_by_init() -> None:
     t.init(64 * MB)
     t.add(0, MB)
     assert t.vmlinux_alloc(2 * MB) == OpResult(NOHEAP, None)
+
+
+def test_vmlinux_alloc_at_zero_refused_by_a_full_table_fails_without_trying_the_heap() -> None:
+    t = table(16 * MB, (8 * MB + 0x800, 8 * MB + 0x1000))
+    assert t.init_malloc().ret == OK                 # heap [8 MiB + 0x1000, 16 MiB)
+    for i in range(RANGES_MAX - 1):                  # [0x2000, 0x3000) ... [0x3E000, 0x3F000)
+        assert t.add(0x2000 * i + 0x2000, 0x1000).ret == OK
+    before, heap_before = t.state(), t.heap.state()
+    # [0, 0x1000) is free but touches nothing: its add is refused
+    assert t.vmlinux_alloc(0x1000) == OpResult(FULL, None)
+    assert t.state() == dataclasses.replace(before, refused=1)
+    assert t.heap.state() == heap_before             # no block was taken
+
+
+def test_vmlinux_alloc_at_zero_into_a_full_table_succeeds_when_it_touches_an_entry() -> None:
+    t = full_table()                                 # first entry [0x1000, 0x1800)
+    assert t.vmlinux_alloc(0x800) == OpResult(FULL, None)
+    assert t.vmlinux_alloc(0x1000) == OpResult(OK, (0,))
+    assert t.entries[0] == (0, 0x1800)
+    assert t.count == RANGES_MAX and t.refused == 1
 
 
 # --- the heap -----------------------------------------------------------------------------
@@ -600,6 +654,8 @@ def invariant_violations(state: RangeTableState, heap_model: HeapModel | None = 
             bad.append(f"entry[{i}] and entry[{i + 1}] overlap, touch or are unsorted")
     if any(e != (0, 0) for e in state.entries[state.count:]):
         bad.append("non-zero entry after count")
+    if state.heap_end and not any(s <= state.heap_start and state.heap_end <= e for s, e in used):
+        bad.append(f"heap [{state.heap_start:#x}, {state.heap_end:#x}) not inside one entry")
     if heap_model is not None:
         blocks = sorted(heap_model.used_blocks())
         for b, e in blocks:
@@ -621,7 +677,14 @@ def test_invariant_checker_catches_broken_states() -> None:
     touching = RangeTableState(0x10000, 0, 0, 2, 0, ((0x1000, 0x2000), (0x2000, 0x4000)) + zero[2:])
     above = RangeTableState(0x3000, 0, 0, 2, 0, ((0x1000, 0x2000), (0x3000, 0x4000)) + zero[2:])
     dirty_tail = RangeTableState(0x10000, 0, 0, 1, 0, ((0x1000, 0x2000), (0x3000, 0x4000)) + zero[2:])
-    for broken in (touching, above, dirty_tail):
+    heap_recorded = RangeTableState(0x10000, 0x3000, 0x4000, 2, 0,
+                                    ((0x1000, 0x2000), (0x3000, 0x4000)) + zero[2:])
+    assert invariant_violations(heap_recorded) == []
+    heap_straddles = RangeTableState(0x10000, 0x1000, 0x4000, 2, 0,
+                                     ((0x1000, 0x2000), (0x3000, 0x4000)) + zero[2:])
+    heap_unrecorded = RangeTableState(0x10000, 0x5000, 0x6000, 2, 0,
+                                      ((0x1000, 0x2000), (0x3000, 0x4000)) + zero[2:])
+    for broken in (touching, above, dirty_tail, heap_straddles, heap_unrecorded):
         assert invariant_violations(broken)
     h = heap()
     h._records.append(AllocRecord(0x100800, 0x1000, ALLOC_USED))  # deliberately corrupt
@@ -659,33 +722,62 @@ def layouts(tmp_path_factory: pytest.TempPathFactory) -> tuple[StructLayout, Str
 
 
 def run_checked(ops: list[Op], layouts: tuple[StructLayout, StructLayout] | None = None) -> RangeTable:
-    """Run ops on a fresh model, checking the invariants after each one and
-    that `refused` counts exactly the refused adds: the FULL results, plus
-    init_malloc's own add of the heap when that was refused (the spec has
-    init_malloc ignore it), worked out here from the state before the call."""
+    """Run ops on a fresh model, checking after each one the invariants
+    (a heap set up lies inside an entry among them), that a kernel placed
+    at 0 is recorded, and that `refused` counts exactly the FULL results:
+    init_malloc and vmlinux_alloc report their own add's refusal as FULL."""
     t = RangeTable()
     fulls = 0
     for op in ops:
-        before = t.entries
         res = t.apply(op)
+        problems = invariant_violations(t.state(), t.heap)
+        assert not problems, f"after {op}: {problems}"
+        if op.name == "vmlinux_alloc" and res.out == (0,) and op.args[0] > 0:
+            assert any(s == 0 and op.args[0] <= e for s, e in t.entries), \
+                f"kernel [0, {op.args[0]:#x}) placed but not recorded after {op}"
         if op.name == "init":
             fulls = 0
         if res.ret == FULL:
             fulls += 1
-        # init_malloc and vmlinux_alloc add a range and ignore the result: a
-        # refusal there shows only in `refused` (a literal reading of the spec).
-        if op.name == "init_malloc" and res.ret == OK and len(before) == RANGES_MAX:
-            if not any(s <= t.heap_end and t.heap_start <= e for s, e in before):
-                fulls += 1
-        if op.name == "vmlinux_alloc" and res.out == (0,) and op.args[0] > 0:
-            if len(before) == RANGES_MAX and not any(s <= op.args[0] for s, _ in before):
-                fulls += 1
         assert t.refused == fulls, f"refused {t.refused} != FULL results {fulls} after {op}"
-        problems = invariant_violations(t.state(), t.heap)
-        assert not problems, f"after {op}: {problems}"
         if layouts is not None:
             check_rendered(t, layouts)
     return t
+
+
+def _swallow_full(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The old misreading: a refused add inside init_malloc or vmlinux_alloc
+    reports success to its caller (the table still counts it in `refused`)."""
+    original = RangeTable.add
+
+    def add(self: RangeTable, start: int, size: int) -> OpResult:
+        res = original(self, start, size)
+        return OpResult(OK) if res.ret == FULL else res
+
+    monkeypatch.setattr(RangeTable, "add", add)
+
+
+def _full_then(*tail: Op) -> list[Op]:
+    """init(1 MiB), 32 isolated half-page entries from 0x1000, then tail."""
+    return ([Op("init", (MB,))]
+            + [Op("add", (0x2000 * i + 0x1000, 0x800)) for i in range(RANGES_MAX)]
+            + list(tail))
+
+
+def test_run_checked_catches_an_unrecorded_heap(monkeypatch: pytest.MonkeyPatch) -> None:
+    ops = _full_then(Op("init_malloc"))
+    run_checked(ops)
+    _swallow_full(monkeypatch)
+    with pytest.raises(AssertionError, match="heap .* not inside one entry"):
+        run_checked(ops)
+
+
+def test_run_checked_catches_an_unrecorded_kernel_at_zero(monkeypatch: pytest.MonkeyPatch) -> None:
+    ops = _full_then(Op("vmlinux_alloc", (0x800,)))
+    run_checked(ops)
+    _swallow_full(monkeypatch)
+    with pytest.raises(AssertionError, match="placed but not recorded"):
+        run_checked(ops)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -266,12 +266,14 @@ class RangeTable:
         he = align_down(chosen[1], RANGES_HEAP_ALIGN)
         if he < hs + RANGES_HEAP_MIN:
             return OpResult(RangesErr.NOSPACE)
+        # A heap the table cannot hold is no heap: when the add is refused
+        # (full table, heap touching no entry) only `refused` has changed,
+        # and any earlier heap, allocator state included, stays.
+        recorded = self.add(hs, he - hs)
+        if recorded.ret == RangesErr.FULL:
+            return OpResult(RangesErr.FULL)
         self._heap_start = hs
         self._heap_end = he
-        # The spec ignores this add's result: with a full table and a heap
-        # touching no neighbour it is refused (counted in `refused`), yet
-        # the heap is still set up and the call still succeeds.
-        self.add(hs, he - hs)
         self.heap.init(hs, he - hs)
         return OpResult(RangesErr.OK)
 
@@ -279,7 +281,10 @@ class RangeTable:
         """ranges_vmlinux_alloc: at 0 if that is free, else from the heap."""
         check_u64("size", size)
         if self.is_free(0, size).ret:
-            self.add(0, size)
+            # The kernel at 0 must be recorded; if the full table refuses
+            # it, the call fails there and then (the heap is not tried).
+            if self.add(0, size).ret == RangesErr.FULL:
+                return OpResult(RangesErr.FULL)
             return OpResult(RangesErr.OK, (0,))
         if self._heap_end == 0:
             return OpResult(RangesErr.NOHEAP)
