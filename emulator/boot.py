@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from .devices import (Console, Hypervisor, KernelReport, Uart16550,
                       EXCP_NAMES, EXCP_PROGRAM, EXCP_SYSCALL, initrd_checksum)
@@ -50,6 +51,11 @@ class BootResult:
     instructions: int | None = None
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    # The reference prediction (emulator/predict.py), filled after the run:
+    # matches_model is None when the model has nothing to say.
+    prediction: Any = None
+    comparison: Any = None
+    matches_model: bool | None = None
 
     @property
     def ok(self) -> bool:
@@ -155,7 +161,10 @@ class Boot:
         t0 = time.perf_counter()
         stop = self.machine.run(self.base + self.wrapper.entry, self.scenario.budget)
         seconds = time.perf_counter() - t0
-        return self._result(stop, seconds, counter[0] if counter else None)
+        result = self._result(stop, seconds, counter[0] if counter else None)
+        from .predict import check_boot   # the model's verdict on this run
+        check_boot(self, result)
+        return result
 
     def _result(self, stop: Stop, seconds: float, instructions: int | None) -> BootResult:
         r = BootResult(scenario=self.scenario.name, exit=stop.reason,

@@ -1,0 +1,166 @@
+"""The reference prediction for a boot, and the comparison with what ran.
+
+inputs_for_boot() reads docs/kexec.md's inputs off a prepared Boot (the
+tree as handed over, the composed image, the kernel ELF); the prediction
+itself (wrapper_model.placement) sees only those numbers.  compare() puts
+a BootResult — and the guest's final `ranges` table, read from memory —
+next to the Prediction and lists every difference.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from wrapper_model.layout import decode_range_table
+from wrapper_model.placement import (
+    FATAL_DTB, FATAL_HEAP, FATAL_INITRD_ALLOC, FATAL_INITRD_INVERTED,
+    FATAL_INITRD_MOVE, FATAL_KERNEL, FATAL_KERNEL_RESERVE, FATAL_KNOWN_RANGE,
+    FATAL_NO_RMA, PlacementInputs, Prediction, predict)
+from wrapper_model.ranges import RangeTableState
+
+from .devicetree import DeviceTree, DeviceTreeError
+from .dwarf_layout import struct_layout
+from .elfimage import ElfImage
+
+if TYPE_CHECKING:
+    from .boot import Boot, BootResult
+
+
+def kernel_memsize(path) -> int:
+    """S: the kernel ELF's loaded span, bss included."""
+    kernel = ElfImage(path)
+    try:
+        start, end = kernel.span
+        return end - start
+    finally:
+        kernel.close()
+
+
+def inputs_for_boot(b: "Boot") -> PlacementInputs | None:
+    """The model's inputs for a prepared boot; None when the tree handed
+    over cannot be read (the model has nothing to say about a broken tree)."""
+    try:
+        tree = DeviceTree(b.dtb_in, "device tree as handed over")
+        memory = tuple(tree.memory())
+        reserves = tuple(tree.reserves())
+        initrd = tree.chosen_initrd()
+    except DeviceTreeError:
+        return None
+    totalsize = int.from_bytes(b.dtb_in[4:8], "big")
+    start, end = b.wrapper.span
+    sc = b.scenario
+    kernel = (b.firmware.test_kernel(sc.kernel_bss) if sc.kernel_bss is not None
+              else b.firmware.kernel_elf)
+    return PlacementInputs(
+        memory=memory,
+        wrapper_at=b.layout.wrapper.address, image_size=end - start,
+        dtb_at=b.layout.dtb.address, dtb_size=totalsize,
+        kernel_size=kernel_memsize(kernel),
+        initrd_start=initrd[0] if initrd else None,
+        initrd_end=initrd[1] if initrd else None,
+        reserves=reserves,
+        attached_initrd_size=len(sc.attached_initrd or b""),
+        policy=b.firmware.policy)
+
+
+def read_range_table(b: "Boot") -> RangeTableState | None:
+    """The guest's `ranges` as it is now (after the run)."""
+    layout = struct_layout(b.wrapper.path, "ranges")
+    addr = b.base + b.wrapper.symbol("ranges").value
+    if not b.machine.in_ram(addr, layout.size):
+        return None
+    return decode_range_table(b.machine.read(addr, layout.size), layout)
+
+
+# A guest's fatal message -> the model's kind of fatal stop.  The patterns
+# are the wrapper's own wording, kept loose (a word or two per step).
+FATAL_PATTERNS: dict[str, str] = {
+    FATAL_NO_RMA: r"no /memory block starts at address 0",
+    FATAL_INITRD_INVERTED: r"initrd.*(end.*(below|before)|inverted)",
+    FATAL_KNOWN_RANGE: r"cannot record (?!.*kernel)",
+    FATAL_KERNEL_RESERVE: r"cannot (record|keep|reserve).*kernel",
+    FATAL_HEAP: r"heap",
+    FATAL_KERNEL: r"kernel|vmlinux",
+    FATAL_INITRD_MOVE: r"initrd",
+    FATAL_INITRD_ALLOC: r"initrd",
+    FATAL_DTB: r"device tree",
+}
+
+
+def fatal_matches(kind: str, message: str) -> bool:
+    return re.search(FATAL_PATTERNS[kind], message, re.IGNORECASE) is not None
+
+
+@dataclass
+class Comparison:
+    matches: bool
+    mismatches: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        if self.matches:
+            return "matches the reference prediction"
+        return "differs from the reference prediction: " + "; ".join(self.mismatches)
+
+
+def _hx(v: int | None) -> str:
+    return "none" if v is None else f"0x{v:x}"
+
+
+def _table_text(t: RangeTableState) -> str:
+    used = ", ".join(f"0x{s:x}..0x{e:x}" for s, e in t.used())
+    return (f"rma_end 0x{t.rma_end:x} heap 0x{t.heap_start:x}..0x{t.heap_end:x} "
+            f"count {t.count} refused {t.refused} [{used}]")
+
+
+def compare(p: Prediction, r: "BootResult",
+            table: RangeTableState | None = None) -> Comparison:
+    """Every way the boot differs from the prediction.  `table` is the
+    guest's final range table (None: not compared)."""
+    out: list[str] = []
+    if p.fatal is None:
+        if r.exit != "kernel":
+            out.append(f"outcome: predicted a hand-off to the kernel, got {r.exit} "
+                       f"({r.message})")
+    elif r.exit != "fatal":
+        out.append(f"outcome: predicted fatal ({p.fatal}: {p.fatal_detail}), got {r.exit}")
+    elif not fatal_matches(p.fatal, r.message):
+        out.append(f"outcome: predicted fatal ({p.fatal}: {p.fatal_detail}), "
+                   f"got {r.message!r}")
+    if table is not None and p.table is not None and table != p.table:
+        out.append(f"range table: predicted {_table_text(p.table)}, "
+                   f"got {_table_text(table)}")
+    if p.fatal is None and r.exit == "kernel":
+        got_kernel = r.handoff.kernel if r.handoff is not None else None
+        if got_kernel != p.kernel:
+            out.append(f"kernel: predicted {_hx(p.kernel)}, got {_hx(got_kernel)}")
+        if r.kernel is not None and r.kernel.address != p.kernel:
+            out.append(f"kernel (as it reported): predicted {_hx(p.kernel)}, "
+                       f"got {_hx(r.kernel.address)}")
+        got_dtb = r.handoff.dtb if r.handoff is not None else None
+        if got_dtb != p.dtb:
+            out.append(f"device tree: predicted {_hx(p.dtb)}, got {_hx(got_dtb)}")
+        want = None if p.initrd is None else (p.initrd.address, p.initrd.size)
+        got = None if r.initrd is None else (r.initrd.address, r.initrd.size)
+        if want != got:
+            def txt(v):
+                return "none" if v is None else f"0x{v[0]:x} (0x{v[1]:x} bytes)"
+            out.append(f"initrd: predicted {txt(want)}, got {txt(got)}")
+    return Comparison(not out, out)
+
+
+def check_boot(b: "Boot", r: "BootResult") -> None:
+    """Fills r.prediction, r.comparison and r.matches_model after a run
+    (left None when the model has nothing to say: a broken tree, or a run
+    stopped early on request)."""
+    if r.exit == "handoff":
+        return
+    inputs = inputs_for_boot(b)
+    if inputs is None:
+        return
+    p = predict(inputs)
+    c = compare(p, r, read_range_table(b))
+    r.prediction = p
+    r.comparison = c
+    r.matches_model = c.matches
