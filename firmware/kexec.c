@@ -155,7 +155,11 @@ static void init_heap(void)
 static void reserve_kernel_footprint(struct boot_info *bi, u64 size)
 {
 	if (ranges_is_free(0, size)) {
-		ranges_vmlinux_alloc(size, &kernel_placed_at);
+		int err = ranges_vmlinux_alloc(size, &kernel_placed_at);
+
+		if (err)
+			fatal("cannot record the kernel at 0: %s",
+			      ranges_strerror(err));
 		kernel_placed = 1;
 	} else {
 		mark("kernel footprint", 0, size);
