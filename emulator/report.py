@@ -33,6 +33,8 @@ def verdict(r: BootResult) -> str:
         problems.append("the kernel found no valid device tree")
     if r.initrd_intact is False:
         problems.append("the initrd the kernel received is not the one given")
+    if r.matches_model is False:   # the reference prediction (emulator/predict.py)
+        problems.append(f"the placement {r.comparison}")
     if problems:
         return "FAIL: kernel reached, but " + "; ".join(problems)
     extra = ", initrd intact" if r.initrd_intact else ""
@@ -61,6 +63,8 @@ def to_json(r: BootResult) -> dict[str, Any]:
          "initrd_start": rep.initrd_start, "initrd_end": rep.initrd_end,
          "initrd_checksum": rep.initrd_checksum},
         "initrd_intact": r.initrd_intact,
+        "matches_model": r.matches_model,
+        "model_mismatches": r.comparison.mismatches if r.comparison is not None else [],
         "notes": r.notes,
         "verdict": verdict(r),
     }
@@ -86,6 +90,8 @@ def to_text(r: BootResult) -> str:
     else:
         where = f" in {r.location}" if r.location else ""
         lines.append(f"  stopped at pc 0x{r.pc:x}{where}")
+    if r.comparison is not None:
+        lines.append(f"  model:       {r.comparison}")
     lines.append(verdict(r))
     return "\n".join(lines)
 
