@@ -147,18 +147,21 @@ def place(scenario: Scenario, ram: list[tuple[int, int]], wrapper_size: int) -> 
     each 64 KiB aligned.  Checks everything lies in RAM without overlap."""
     rma = [size for base, size in ram if base == 0]
     rma_end = rma[0] if rma else max((b + s for b, s in ram), default=0)
+    # Without a block at 0 the wrapper will refuse the tree; still load
+    # everything into the lowest block so that it runs and says so.
+    low, low_size = (0, rma_end) if rma else min(ram, default=(0, 0))
     notes: list[str] = []
     dtb_size = len(scenario.dtb)
     initrd_size = len(scenario.initrd) if scenario.initrd is not None else 0
 
     wrapper_at = scenario.wrapper_at
     if wrapper_at is None:
-        wrapper_at = min(32 * MiB, _align_down(rma_end // 4, ALIGN))
+        wrapper_at = low + min(32 * MiB, _align_down(low_size // 4, ALIGN))
         notes.append(f"wrapper placed at 0x{wrapper_at:x} (kexec-tools puts a "
                      f"zImage after the running kernel's end)")
     dtb_at = scenario.dtb_at
     if dtb_at is None:
-        dtb_at = _align_down(rma_end - dtb_size, ALIGN)
+        dtb_at = _align_down(low + low_size - dtb_size, ALIGN)
         notes.append(f"device tree placed at 0x{dtb_at:x} (top of the real-mode area)")
     initrd_at = scenario.initrd_at
     if scenario.initrd is not None and initrd_at is None:
