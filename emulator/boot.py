@@ -83,6 +83,12 @@ class Boot:
             ram = [(0, DEFAULT_RAM)]
             self.notes.append(f"{e}; RAM defaulted to 0x{DEFAULT_RAM:x} bytes at 0 "
                               f"and the tree handed over as it is")
+        if not ram:
+            # No memory description: run anyway, so the wrapper's own
+            # fatal message says what is missing.
+            ram = [(0, DEFAULT_RAM)]
+            self.notes.append(f"the tree describes no memory; RAM defaulted to "
+                              f"0x{DEFAULT_RAM:x} bytes at 0")
         start, end = self.wrapper.span
         self.layout = place(scenario, ram, end - start)
         self.base = self.layout.wrapper.address - start
