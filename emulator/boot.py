@@ -19,6 +19,7 @@ from .elfimage import ElfImage, SourceLocation
 from .image import FirmwareBuild
 from .machine import Machine, Stop
 from .scenario import Layout, Placement, Scenario, ScenarioError, place
+from .watch import Overwrite, Watch
 
 DEFAULT_RAM = 256 << 20   # when the tree is too broken to say
 
@@ -51,6 +52,8 @@ class BootResult:
     instructions: int | None = None
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    # Stores into protected memory (emulator/watch.py); empty when none.
+    overwrites: list[Overwrite] = field(default_factory=list)
     # The reference prediction (emulator/predict.py), filled after the run:
     # matches_model is None when the model has nothing to say.
     prediction: Any = None
@@ -65,7 +68,8 @@ class BootResult:
 class Boot:
     """One boot in progress: the machine, its devices and its hooks."""
 
-    def __init__(self, scenario: Scenario, firmware: FirmwareBuild | None = None):
+    def __init__(self, scenario: Scenario, firmware: FirmwareBuild | None = None,
+                 *, watch: bool = True):
         self.scenario = scenario
         self.firmware = firmware or FirmwareBuild(policy=scenario.policy)
         kernel = (self.firmware.test_kernel(scenario.kernel_bss)
@@ -119,6 +123,8 @@ class Boot:
         self.machine.on_interrupt(self._interrupt)
         self.machine.on_code(self.base + self.wrapper.function_entry("bw_enter_kernel"),
                              self._enter_kernel)
+        # After the hand-off hook above, so the watch sees it second.
+        self.watch = Watch(self) if watch else None
         self._load()
 
     def _load(self) -> None:
@@ -179,6 +185,8 @@ class Boot:
                        instructions=instructions, seconds=seconds,
                        notes=list(self.layout.notes) + self.notes)
         r.handoff = self.handoff
+        if self.watch is not None:
+            r.overwrites = list(self.watch.overwrites)
         report = self.hypervisor.report
         r.kernel_report = report
         if self.handoff is not None:
@@ -223,6 +231,6 @@ class Boot:
 
 
 def boot(scenario: Scenario, firmware: FirmwareBuild | None = None, *,
-         count_instructions: bool = False) -> BootResult:
+         count_instructions: bool = False, watch: bool = True) -> BootResult:
     """Boots the wrapper on scenario and returns what happened."""
-    return Boot(scenario, firmware).run(count_instructions=count_instructions)
+    return Boot(scenario, firmware, watch=watch).run(count_instructions=count_instructions)

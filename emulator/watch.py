@@ -1,0 +1,264 @@
+"""The protected-range watch: stores into memory that is still needed.
+
+While the wrapper runs, and after it has handed over until the kernel has
+reported, some memory must not be written (docs/kexec.md, "What the
+emulator protects"): the wrapper's own text, read-only data and payload,
+the input device tree, the chain-loader's initrd, every reserve-map range,
+the final device tree and the initrd as handed on, and anything outside
+RAM.  Each such store is caught as it happens and recorded as an Overwrite
+with its PC, function and source line, and the wrapper's range table at
+that moment.
+
+Cost: one UC_HOOK_MEM_WRITE per region, each bound to the region's address
+range, so a store elsewhere calls no Python.  Regions known only at the
+hand-off (the final tree, the initrd as handed on) get their hooks from
+the hand-off's code hook.  That works in Unicorn 2.1.4 because stores are
+matched against the hook list when they execute, not when they are
+translated, once any write hook existed at translation time (the hooks
+installed here before the run ensure that); the translation cache is
+flushed as well so that nothing translated earlier can miss them.
+
+A hit does not stop the run (the kernel's own report then shows the
+damage), except a store outside RAM, which Unicorn faults on anyway.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from unicorn import UC_HOOK_MEM_WRITE, UC_HOOK_MEM_WRITE_UNMAPPED
+from unicorn import ppc_const as P
+
+from .devicetree import DeviceTree, DeviceTreeError
+from .elfimage import ElfImage, SourceLocation
+
+if TYPE_CHECKING:
+    from .boot import Boot
+
+WRAPPER, KERNEL = "wrapper", "kernel"
+ALWAYS = frozenset({WRAPPER, KERNEL})
+OUTSIDE_RAM = "outside RAM"
+
+
+@dataclass
+class ProtectedRegion:
+    """[start, end) must not be written while the run is in one of phases."""
+    name: str
+    start: int
+    end: int
+    phases: frozenset[str]
+
+    def __str__(self) -> str:
+        return (f"{self.name} 0x{self.start:x}..0x{self.end:x} "
+                f"({', '.join(sorted(self.phases))})")
+
+
+@dataclass
+class Overwrite:
+    """Stores by one instruction into one protected region (coalesced: a
+    copy loop is one entry with its first address, bytes and count)."""
+    region: str
+    address: int          # the first store's address
+    size: int             # bytes written, all stores together
+    pc: int
+    function: str | None
+    file: str | None
+    line: int | None
+    phase: str            # "wrapper" or "kernel"
+    count: int = 1
+    last: int = 0         # one past the highest byte written
+    ranges: list[tuple[int, int]] = field(default_factory=list)
+    heap: tuple[int, int] | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.file else "?"
+        stores = f"{self.count} stores, " if self.count > 1 else ""
+        return (f"{self.region}: {stores}0x{self.size:x} bytes from "
+                f"0x{self.address:x} (up to 0x{self.last:x}) by pc 0x{self.pc:x} "
+                f"{self.function or '?'} ({where}) during the {self.phase} phase")
+
+
+class Watch:
+    """Builds the protected regions of a Boot and hooks them.  Create it
+    before the first run (Boot does), after Boot's own hand-off hook."""
+
+    def __init__(self, boot: "Boot"):
+        self.boot = boot
+        self.machine = boot.machine
+        self.phase = WRAPPER
+        self.regions: list[ProtectedRegion] = []
+        self.overwrites: list[Overwrite] = []
+        self._by_key: dict[tuple[int, str], Overwrite] = {}
+        self._kernel: ElfImage | None = None
+        self._kernel_at = 0
+        self._table_layout = None
+        for region in self._initial_regions():
+            self._protect(region)
+        self.machine.uc.hook_add(UC_HOOK_MEM_WRITE_UNMAPPED, self._unmapped)
+        self.machine.on_code(boot.base + boot.wrapper.function_entry("bw_enter_kernel"),
+                             self._handoff)
+
+    # --- the regions -------------------------------------------------------
+
+    def _initial_regions(self) -> list[ProtectedRegion]:
+        b = self.boot
+        img = b.wrapper
+        # .text, .rodata and .kernel are one run from _start_image up to
+        # _initrd_end (firmware/wrapper.lds); .data and .bss follow.
+        start = img.symbol("_start_image").value
+        end = img.symbol("_initrd_end").value
+        out = [ProtectedRegion("wrapper text, rodata and payload", b.base + start,
+                               b.base + end, frozenset({WRAPPER})),
+               ProtectedRegion("input device tree", b.layout.dtb.address,
+                               b.layout.dtb.address + len(b.dtb_in), frozenset({WRAPPER}))]
+        if b.layout.initrd is not None and b.layout.initrd.size > 0:
+            # Also protected in the kernel phase if it is handed on as it is
+            # (decided at the hand-off).
+            out.append(ProtectedRegion("initrd (from the chain-loader)",
+                                       b.layout.initrd.address, b.layout.initrd.end,
+                                       frozenset({WRAPPER})))
+        for i, (addr, size) in enumerate(self._reserves()):
+            if size > 0:
+                out.append(ProtectedRegion(f"reserve map entry {i}", addr,
+                                           min(addr + size, 2**64), ALWAYS))
+        return out
+
+    def _reserves(self) -> list[tuple[int, int]]:
+        try:
+            return DeviceTree(self.boot.dtb_in, "input device tree").reserves()
+        except DeviceTreeError:
+            return []   # a broken tree: the wrapper's own error is the point
+
+    def _protect(self, region: ProtectedRegion) -> None:
+        self.regions.append(region)
+
+        def hook(uc, access, address, size, value, user):
+            self._hit(region, uc.reg_read(P.UC_PPC_REG_PC), address, size)
+        self.machine.uc.hook_add(UC_HOOK_MEM_WRITE, hook,
+                                 begin=region.start, end=region.end - 1)
+
+    def _handoff(self, pc: int) -> None:
+        """The wrapper jumps to the kernel: from here on the final tree and
+        the initrd as handed on are protected, the wrapper's things not."""
+        m = self.machine
+        self.phase = KERNEL
+        dtb, self._kernel_at = m.reg("r3"), m.reg("r4")
+        final = None
+        if m.in_ram(dtb, 8):
+            size = int.from_bytes(m.read(dtb + 4, 4), "big")
+            if 8 <= size and m.in_ram(dtb, size):
+                final = m.read(dtb, size)
+                self._protect(ProtectedRegion("final device tree", dtb, dtb + size,
+                                              frozenset({KERNEL})))
+        span = None
+        if final is not None:
+            try:
+                span = DeviceTree(final, "final device tree").chosen_initrd()
+            except DeviceTreeError:
+                span = None
+        if span and span[1] > span[0]:
+            loader = next((r for r in self.regions
+                           if r.name.startswith("initrd (from")), None)
+            if loader is not None and (loader.start, loader.end) == span:
+                loader.phases = ALWAYS
+            else:
+                self._protect(ProtectedRegion("initrd (as handed on)", span[0], span[1],
+                                              frozenset({KERNEL})))
+        m.uc.ctl_flush_tb()
+
+    # --- hits ----------------------------------------------------------------
+
+    def _hit(self, region: ProtectedRegion, pc: int, address: int, size: int) -> None:
+        if self.phase not in region.phases:
+            return
+        key = (pc, region.name)
+        ow = self._by_key.get(key)
+        if ow is not None:
+            ow.size += size
+            ow.count += 1
+            ow.last = max(ow.last, address + size)
+            return
+        loc = self.locate(pc)
+        ow = Overwrite(region.name, address, size, pc, loc.function, loc.file,
+                       loc.line, self.phase, last=address + size)
+        ow.ranges, ow.heap = self._range_table()
+        self._by_key[key] = ow
+        self.overwrites.append(ow)
+
+    def _unmapped(self, uc, access, address, size, value, user) -> bool:
+        region = ProtectedRegion(OUTSIDE_RAM, address, address + size, ALWAYS)
+        self._hit(region, uc.reg_read(P.UC_PPC_REG_PC), address, size)
+        return False   # let Unicorn fault: there is nothing to store into
+
+    # --- where a store came from --------------------------------------------
+
+    def locate(self, pc: int) -> SourceLocation:
+        """Function and line: the wrapper's DWARF if pc is in the wrapper,
+        else the test kernel's, which runs where it was placed until it has
+        copied itself to 0 and then at its link address 0."""
+        b = self.boot
+        start, end = b.wrapper.span
+        if b.base + start <= pc < b.base + end:
+            return _locate(b.wrapper, pc - b.base)
+        if self.phase == KERNEL:
+            kernel = self._kernel_image()
+            kstart, kend = kernel.span
+            at = self._kernel_at
+            if at + kstart <= pc < at + kend:
+                return _locate(kernel, pc - at)
+            if kstart <= pc < kend:
+                return _locate(kernel, pc)
+        return SourceLocation(None, None, None)
+
+    def _kernel_image(self) -> ElfImage:
+        if self._kernel is None:
+            b = self.boot
+            path = (b.firmware.test_kernel(b.scenario.kernel_bss)
+                    if b.scenario.kernel_bss is not None else b.firmware.kernel_elf)
+            self._kernel = ElfImage(path)
+        return self._kernel
+
+    def _range_table(self) -> tuple[list[tuple[int, int]], tuple[int, int] | None]:
+        """The wrapper's `ranges` as it is in guest memory now: its used
+        entries and the heap (None before ranges_init_malloc)."""
+        from wrapper_model.layout import decode_range_table
+
+        from .dwarf_layout import struct_layout
+        b = self.boot
+        try:
+            if self._table_layout is None:
+                self._table_layout = struct_layout(b.wrapper.path, "ranges")
+            addr = b.base + b.wrapper.symbol("ranges").value
+            state = decode_range_table(self.machine.read(addr, self._table_layout.size),
+                                       self._table_layout)
+        except Exception:   # noqa: BLE001 - a report must not die on this
+            return [], None
+        used = [tuple(e) for e in state.entries[:min(state.count, len(state.entries))]]
+        heap = (state.heap_start, state.heap_end) if state.heap_end else None
+        return used, heap
+
+    def close(self) -> None:
+        if self._kernel is not None:
+            self._kernel.close()
+            self._kernel = None
+
+
+def _locate(image: ElfImage, addr: int) -> SourceLocation:
+    """ElfImage.locate, falling back for assembly labels that are not
+    typed functions (the test kernel's _kstart): the nearest symbol at or
+    below, with the line table's line."""
+    loc = image.locate(addr)
+    if loc.function is not None:
+        return loc
+    best = None
+    for sym in image.symbols.values():
+        # File symbols (head.o, kernel.c) sit at 0 too: skip them.
+        if sym.value <= addr and (best is None or sym.value > best.value) \
+                and sym.kind != "object" and "." not in sym.name:
+            best = sym
+    addrs, lines = image._lines   # the line table ElfImage.locate uses
+    i = bisect.bisect_right(addrs, addr) - 1
+    file, line = lines[i] if i >= 0 else (None, None)
+    return SourceLocation(best.name if best else None, file, line)
