@@ -25,10 +25,23 @@ def _hex(p: Placement | None) -> str:
     return "-" if p is None else f"0x{p.address:x}..0x{p.end:x} (0x{p.size:x} bytes)"
 
 
+def _overwrites_summary(r: BootResult) -> str:
+    """How many stores hit protected memory, and the first of them."""
+    ows = getattr(r, "overwrites", None) or []
+    first = ows[0]
+    where = f"{first.function or '?'}" + (f" ({first.file}:{first.line})" if first.file else "")
+    more = f" and {len(ows) - 1} more" if len(ows) > 1 else ""
+    return (f"protected memory was written: {first.region} at 0x{first.address:x} "
+            f"by {where}{more}")
+
+
 def verdict(r: BootResult) -> str:
     if r.exit != "kernel":
-        return f"FAIL: {VERDICTS.get(r.exit, r.exit)}: {r.message}"
+        extra = f"; {_overwrites_summary(r)}" if getattr(r, "overwrites", None) else ""
+        return f"FAIL: {VERDICTS.get(r.exit, r.exit)}: {r.message}{extra}"
     problems = []
+    if getattr(r, "overwrites", None):   # the protected-range watch
+        problems.append(_overwrites_summary(r))
     if r.kernel_report is not None and not r.kernel_report.dtb_magic_ok:
         problems.append("the kernel found no valid device tree")
     if r.initrd_intact is False:
@@ -39,6 +52,15 @@ def verdict(r: BootResult) -> str:
         return "FAIL: kernel reached, but " + "; ".join(problems)
     extra = ", initrd intact" if r.initrd_intact else ""
     return f"OK: kernel reached with a valid device tree{extra}"
+
+
+def overwrite_json(o: Any) -> dict[str, Any]:
+    """One watch hit (emulator/watch.py Overwrite) as plain data."""
+    return {"region": o.region, "address": o.address, "size": o.size, "pc": o.pc,
+            "function": o.function, "file": o.file, "line": o.line, "phase": o.phase,
+            "count": o.count, "end": o.last,
+            "ranges": [list(e) for e in o.ranges],
+            "heap": None if o.heap is None else list(o.heap)}
 
 
 def to_json(r: BootResult) -> dict[str, Any]:
@@ -63,6 +85,7 @@ def to_json(r: BootResult) -> dict[str, Any]:
          "initrd_start": rep.initrd_start, "initrd_end": rep.initrd_end,
          "initrd_checksum": rep.initrd_checksum},
         "initrd_intact": r.initrd_intact,
+        "overwrites": [overwrite_json(o) for o in getattr(r, "overwrites", [])],
         "matches_model": r.matches_model,
         "model_mismatches": r.comparison.mismatches if r.comparison is not None else [],
         "notes": r.notes,
@@ -92,6 +115,11 @@ def to_text(r: BootResult) -> str:
         lines.append(f"  stopped at pc 0x{r.pc:x}{where}")
     if r.comparison is not None:
         lines.append(f"  model:       {r.comparison}")
+    for o in getattr(r, "overwrites", []):
+        lines.append(f"  OVERWRITE:   {o}")
+        table = ", ".join(f"0x{s:x}..0x{e:x}" for s, e in o.ranges) or "(empty)"
+        heap = "" if o.heap is None else f"; heap 0x{o.heap[0]:x}..0x{o.heap[1]:x}"
+        lines.append(f"               range table then: {table}{heap}")
     lines.append(verdict(r))
     return "\n".join(lines)
 
