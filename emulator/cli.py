@@ -66,7 +66,7 @@ def _read(path: str, what: str) -> bytes:
 
 def cmd_boot(args: argparse.Namespace) -> int:
     sc = scenario_from_args(args)
-    result = boot(sc)
+    result = boot(sc, watch=not args.no_watch)
     if args.json:
         print(report.dumps(result))
     else:
@@ -124,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--budget", type=positive, metavar="N",
                    help="instruction budget (default 400 million)")
     b.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    b.add_argument("--no-watch", action="store_true",
+                   help="do not watch protected memory (faster; no overwrites reported)")
     b.add_argument("--ranges", action="store_true",
                    help="show the range-table timeline")
     b.set_defaults(func=cmd_boot)
