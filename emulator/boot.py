@@ -171,6 +171,8 @@ class Boot:
     def run(self, count_instructions: bool = False) -> BootResult:
         counter = self.machine.count_instructions() if count_instructions else None
         t0 = time.perf_counter()
+        from .predict import watch_handoff   # the model's table snapshot
+        watch_handoff(self)
         stop = self.machine.run(self.base + self.wrapper.entry, self.scenario.budget)
         seconds = time.perf_counter() - t0
         result = self._result(stop, seconds, counter[0] if counter else None)

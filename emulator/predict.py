@@ -44,7 +44,8 @@ def inputs_for_boot(b: "Boot") -> PlacementInputs | None:
     try:
         tree = DeviceTree(b.dtb_in, "device tree as handed over")
         memory = tuple(tree.memory())
-        reserves = tuple(tree.reserves())
+        reserves = tuple((a, n) for a, n in
+                         (tree.fdt.get_mem_rsv(i)[-2:] for i in range(tree.fdt.num_mem_rsv())))
         initrd = tree.chosen_initrd()
     except DeviceTreeError:
         return None
@@ -120,27 +121,28 @@ def compare(p: Prediction, r: "BootResult",
     guest's final range table (None: not compared)."""
     out: list[str] = []
     if p.fatal is None:
-        if r.exit != "kernel":
+        if r.handoff is None:
             out.append(f"outcome: predicted a hand-off to the kernel, got {r.exit} "
                        f"({r.message})")
+    elif r.handoff is not None:
+        out.append(f"outcome: predicted fatal ({p.fatal}: {p.fatal_detail}), "
+                   f"got a hand-off to the kernel")
     elif r.exit != "fatal":
-        out.append(f"outcome: predicted fatal ({p.fatal}: {p.fatal_detail}), got {r.exit}")
+        out.append(f"outcome: predicted fatal ({p.fatal}: {p.fatal_detail}), "
+                   f"got {r.exit} ({r.message})")
     elif not fatal_matches(p.fatal, r.message):
         out.append(f"outcome: predicted fatal ({p.fatal}: {p.fatal_detail}), "
                    f"got {r.message!r}")
     if table is not None and p.table is not None and table != p.table:
         out.append(f"range table: predicted {_table_text(p.table)}, "
                    f"got {_table_text(table)}")
-    if p.fatal is None and r.exit == "kernel":
-        got_kernel = r.handoff.kernel if r.handoff is not None else None
-        if got_kernel != p.kernel:
-            out.append(f"kernel: predicted {_hx(p.kernel)}, got {_hx(got_kernel)}")
-        if r.kernel is not None and r.kernel.address != p.kernel:
-            out.append(f"kernel (as it reported): predicted {_hx(p.kernel)}, "
-                       f"got {_hx(r.kernel.address)}")
-        got_dtb = r.handoff.dtb if r.handoff is not None else None
-        if got_dtb != p.dtb:
-            out.append(f"device tree: predicted {_hx(p.dtb)}, got {_hx(got_dtb)}")
+    if p.fatal is None and r.handoff is not None:
+        # The wrapper's placements, as handed on: r4, r3 and the final
+        # tree's /chosen (whatever the kernel then does with them).
+        if r.handoff.kernel != p.kernel:
+            out.append(f"kernel: predicted {_hx(p.kernel)}, got {_hx(r.handoff.kernel)}")
+        if r.handoff.dtb != p.dtb:
+            out.append(f"device tree: predicted {_hx(p.dtb)}, got {_hx(r.handoff.dtb)}")
         want = None if p.initrd is None else (p.initrd.address, p.initrd.size)
         got = None if r.initrd is None else (r.initrd.address, r.initrd.size)
         if want != got:
@@ -150,17 +152,33 @@ def compare(p: Prediction, r: "BootResult",
     return Comparison(not out, out)
 
 
+def watch_handoff(b: "Boot") -> None:
+    """Snapshots the guest's range table at the jump to the kernel (the
+    kernel's copy of itself to 0 may overwrite the wrapper afterwards).
+    Call before the run: hooks added later are not seen."""
+    b.model_table = None
+
+    def snap(pc: int) -> None:
+        b.model_table = read_range_table(b)
+    b.machine.on_code(b.base + b.wrapper.function_entry("bw_enter_kernel"), snap)
+
+
 def check_boot(b: "Boot", r: "BootResult") -> None:
     """Fills r.prediction, r.comparison and r.matches_model after a run
     (left None when the model has nothing to say: a broken tree, or a run
-    stopped early on request)."""
+    stopped early on request).  The table compared is the one at the
+    hand-off (watch_handoff) or, with no hand-off, the one left in memory."""
     if r.exit == "handoff":
         return
     inputs = inputs_for_boot(b)
     if inputs is None:
         return
     p = predict(inputs)
-    c = compare(p, r, read_range_table(b))
+    if r.handoff is not None:
+        table = getattr(b, "model_table", None)
+    else:
+        table = read_range_table(b)
+    c = compare(p, r, table)
     r.prediction = p
     r.comparison = c
     r.matches_model = c.matches
