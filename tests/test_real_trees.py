@@ -263,3 +263,110 @@ def test_final_tree_keeps_every_original_node_and_property(case, compiled):
     assert r.final_dtb is not None
     assert lost_or_changed(dtb, r.final_dtb) == []
     assert reserve_map(r.final_dtb) == reserve_map(dtb)
+
+
+# -- trees the wrapper must refuse -------------------------------------------
+
+@pytest.mark.parametrize("case", REFUSED, ids=lambda c: c.id)
+def test_tree_without_memory_at_zero_ends_with_the_wrappers_fatal(case, compiled):
+    dtb = compiled(case).read_bytes()
+    assert block_at_zero(dtb) is None
+    run = boot_split(Scenario.from_files(compiled(case)))
+    r = run.result
+    assert r.exit == "fatal"
+    assert r.message.startswith(NO_RMA)
+    # Said on the UART the tree names, after the banner.
+    assert BANNER in run.uart and NO_RMA in run.uart
+    assert run.uart.index(BANNER) < run.uart.index(NO_RMA)
+    assert run.hvc == ""
+    assert r.handoff is None
+
+
+# -- the command line --------------------------------------------------------
+
+def bwemu(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "emulator.cli", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("case", [BOOTING[2], BOOTING[4], BOOTING[5]],
+                         ids=lambda c: c.id)
+def test_cli_boots_a_real_tree(case, compiled):
+    p = bwemu("boot", "--dtb", str(compiled(case)), "--json")
+    assert p.returncode == 0, p.stdout + p.stderr
+    out = json.loads(p.stdout)
+    assert out["exit"] == "kernel"
+    assert BANNER in out["console"]
+    assert rma_end_printed(out["console"]) == case.rma_end
+
+
+@pytest.mark.parametrize("case", REFUSED, ids=lambda c: c.id)
+def test_cli_reports_the_wrappers_fatal_with_nonzero_status(case, compiled):
+    p = bwemu("boot", "--dtb", str(compiled(case)), "--json")
+    assert p.returncode != 0
+    assert "Traceback" not in p.stderr
+    out = json.loads(p.stdout)
+    assert out["exit"] == "fatal"
+    assert out["message"].startswith(NO_RMA)
+    assert NO_RMA in out["console"]
+
+
+def test_cli_text_output_shows_the_fatal_on_the_console(compiled):
+    p = bwemu("boot", "--dtb", str(compiled(REFUSED[1])))
+    assert p.returncode != 0
+    assert NO_RMA in p.stdout
+    # Everything was loaded into the one block there is, at 2 GiB.
+    assert re.search(r"wrapper 0x8[0-9a-f]{7}\.\.", p.stdout), p.stdout
+
+
+# -- more of what real trees bring -------------------------------------------
+
+def test_pseries_numa_tree_with_initrd_keeps_it_intact(tmp_path):
+    """Several /memory nodes, the RMA last: an initrd from the chain-loader
+    is placed under the tree at the RMA's top and arrives intact."""
+    initrd = tmp_path / "initrd"
+    initrd.write_bytes(default_initrd(64 * 1024))
+    dtb = DATA / "qemu-pseries-numa.dtb"
+    run = boot_split(Scenario.from_files(dtb, initrd=initrd))
+    r = run.result
+    assert r.exit == "kernel", r.message
+    assert r.initrd_intact is True
+    assert r.layout.initrd.end <= 0x10000000   # inside memory@0
+    allowed = {("/chosen", "linux,initrd-start"), ("/chosen", "linux,initrd-end")}
+    assert lost_or_changed(dtb.read_bytes(), r.final_dtb, allowed) == []
+    final = tree_contents(r.final_dtb)["/chosen"]
+    assert int.from_bytes(final["linux,initrd-start"], "big") == r.initrd.address
+
+
+def test_ppce500_tree_as_qemu_pads_it_is_reserved_whole():
+    """QEMU hands over the ppce500 tree with a 1 MiB totalsize: the wrapper
+    keeps all of it out of the heap and still hands on a packed copy."""
+    packed = (DATA / "qemu-ppce500.dtb").read_bytes()
+    fdt = libfdt.Fdt(bytearray(packed))
+    fdt.resize(1 << 20)
+    padded = bytes(fdt.as_bytearray())
+    assert len(padded) == 1 << 20
+    run = boot_split(Scenario(name="ppce500-padded", dtb=padded))
+    r = run.result
+    assert r.exit == "kernel", r.message
+    m = re.search(r"occupied: 0x([0-9a-f]+)\.\.0x([0-9a-f]+) device tree", run.uart)
+    assert m, run.uart
+    start, end = int(m.group(1), 16), int(m.group(2), 16)
+    assert (start, end - start) == (r.layout.dtb.address, 1 << 20)
+    assert lost_or_changed(padded, r.final_dtb) == []
+    assert len(r.final_dtb) < 1 << 20
+
+
+def test_4gib_tree_boots_in_modest_host_memory():
+    """RAM is sized from /memory (4 GiB here); the host must not pay for it."""
+    code = ("import resource, sys\n"
+            "from emulator import boot\n"
+            "from emulator.scenario import Scenario\n"
+            "r = boot(Scenario.from_files(sys.argv[1]))\n"
+            "assert r.exit == 'kernel', r.message\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")
+    p = subprocess.run([sys.executable, "-c", code, str(DATA / "qemu-pseries-4G.dtb")],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    max_rss_kib = int(p.stdout.split()[-1])
+    assert max_rss_kib < 512 * 1024
