@@ -370,3 +370,21 @@ def test_4gib_tree_boots_in_modest_host_memory():
     assert p.returncode == 0, p.stderr
     max_rss_kib = int(p.stdout.split()[-1])
     assert max_rss_kib < 512 * 1024
+
+
+def test_powernv_lpc_uart_named_by_stdout_path_is_reached_through_two_buses():
+    """QEMU's powernv tree names no console, but it has an ns16550 on the
+    LPC bus: I/O space 0x3f8 (two address cells) -> LPC ranges -> OPB
+    ranges -> 0x6030_0d00_103f8.  Pointing stdout-path at it, the wrapper
+    and the emulator must both follow those ranges to the same place."""
+    dtb = (DATA / "qemu-powernv.dtb").read_bytes()
+    fdt = libfdt.Fdt(bytearray(dtb))
+    fdt.resize(len(dtb) + 256)
+    fdt.setprop_str(fdt.path_offset("/chosen"), "stdout-path",
+                    "/lpcm-opb@6030000000000/lpc@0/isa-serial@i3f8:115200")
+    fdt.pack()
+    named = bytes(fdt.as_bytearray())
+    assert DeviceTree(named).console().address == 0x6030_0d00_103f8
+    run = boot_split(Scenario(name="powernv-lpc-uart", dtb=named))
+    assert run.result.exit == "kernel", run.result.message
+    assert BANNER in run.uart and run.hvc == ""
