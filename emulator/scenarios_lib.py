@@ -31,7 +31,8 @@ class Named:
     description: str
     build: Callable[[str], Scenario]
     # What the prediction must say for this scenario to be what it is named:
-    # keys "kernel_at_0" (bool), "fatal" (kind), "initrd_moved" (bool,
+    # keys "kernel_at_0" (bool), "fatal" (kind, or dict policy -> kind),
+    # "fatal_any" (bool), "initrd_moved" (bool,
     # fixed policy), "clobbers" (dict policy -> tuple of region kinds).
     expect: dict
 
@@ -176,6 +177,16 @@ def _entries() -> list[Named]:
         tree = MemoryTree(reserves=tuple((0x400_0000 + i * 0x10_0000, 0x1000)
                                          for i in range(33)))
         return _sc("reserve-map-overflows-table", p, tree)
+
+    @add("table-full-refuses-kernel",
+         "wrapper, tree, initrd and 29 reserves fill the 32-entry table: the "
+         "kernel's [0, S) at 0 is refused in fixed; in seed the heap, chosen "
+         "first, fuses two entries and the kernel fits",
+         {"fatal": {"fixed": "kernel", "seed": None}})
+    def _(p):
+        tree = MemoryTree(reserves=tuple((0x400_0000 + i * 0x10_0000, 0x1000)
+                                         for i in range(29)))
+        return _sc("table-full-refuses-kernel", p, tree, initrd=default_initrd())
 
     @add("kernel-larger-than-rma",
          "a kernel claiming more than the 64 MiB RMA: no room",

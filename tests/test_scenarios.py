@@ -1,0 +1,163 @@
+"""Every named scenario boots and matches the reference prediction, under
+both heap policies; random layouts do too (hypothesis)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings, strategies as st
+
+from emulator import scenarios_lib
+from emulator.boot import Boot, boot
+from emulator.predict import compare, inputs_for_boot
+from emulator.scenario import MiB, MemoryTree, Scenario, ScenarioError, default_initrd
+from wrapper_model.placement import predict
+
+POLICIES = ("fixed", "seed")
+
+
+def run(sc: Scenario):
+    # The protected-range watch is another part's check: the model's
+    # verdict is taken on its own here.
+    return boot(sc, watch=False)
+
+
+def assert_matches(r) -> None:
+    assert r.prediction is not None, "no prediction was made"
+    assert r.matches_model is True, f"{r.scenario}: {r.comparison}"
+    if r.prediction.fatal is None:
+        assert r.handoff is not None
+    else:
+        assert r.exit == "fatal" and r.handoff is None
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.parametrize("name", scenarios_lib.names())
+def test_named_scenario_matches_prediction(name, policy):
+    entry = scenarios_lib.SCENARIOS[name]
+    r = run(entry.build(policy))
+    assert_matches(r)
+    p = r.prediction
+    # The scenario still exercises what it is named for.
+    exp = entry.expect
+    if "fatal" in exp:
+        want = exp["fatal"]
+        assert p.fatal == (want[policy] if isinstance(want, dict) else want)
+    elif exp.get("fatal_any"):
+        assert p.fatal is not None
+    else:
+        assert p.fatal is None
+    if "kernel_at_0" in exp:
+        assert (p.kernel == 0) == exp["kernel_at_0"]
+    if "clobbers" in exp:
+        assert tuple(c.what for c in p.clobbers) == exp["clobbers"][policy]
+    if "initrd_moved" in exp and policy == "fixed":
+        loaded = r.layout.initrd
+        assert (p.initrd.address != loaded.address) == exp["initrd_moved"]
+
+
+def test_small_kernel_at_0_when_no_initrd_is_below_it():
+    r = run(scenarios_lib.get("kernel-fits-below-wrapper"))
+    assert r.handoff.kernel == 0 and r.exit == "kernel" and r.initrd_intact
+
+
+def test_the_seeds_hole_is_predicted_only_for_seed():
+    seed = run(scenarios_lib.get("initrd-below-big-kernel-end", "seed"))
+    fixed = run(scenarios_lib.get("initrd-below-big-kernel-end", "fixed"))
+    assert seed.prediction.clobbered("initrd")
+    assert seed.initrd.address == seed.layout.initrd.address
+    assert not fixed.prediction.clobbered("initrd")
+    assert fixed.initrd.address >= fixed.prediction.table.used()[0][1]
+
+
+def test_comparison_catches_a_wrong_prediction():
+    """The checker can fail: the same boot against a prediction with the
+    kernel, the tree, the initrd or the table moved is reported, field by
+    field."""
+    b = Boot(scenarios_lib.get("kernel-fits-below-wrapper"), watch=False)
+    r = b.run()
+    p = r.prediction
+    assert compare(p, r, b.model_table).matches
+    wrong_kernel = dataclasses.replace(p, kernel=0x1000)
+    c = compare(wrong_kernel, r, b.model_table)
+    assert not c.matches and c.mismatches == ["kernel: predicted 0x1000, got 0x0"]
+    wrong = dataclasses.replace(p, dtb=p.dtb + 0x1000, initrd=None)
+    assert [m.split(":")[0] for m in compare(wrong, r).mismatches] == ["device tree", "initrd"]
+    t = p.table
+    moved = dataclasses.replace(t, heap_end=t.heap_end - 0x1000)
+    assert compare(dataclasses.replace(p, table=moved), r, b.model_table).mismatches[0] \
+        .startswith("range table")
+    fatal = dataclasses.replace(p, fatal="heap", fatal_detail="x")
+    assert compare(fatal, r).mismatches[0].startswith("outcome")
+
+
+def test_a_model_mismatch_fails_the_verdict():
+    from emulator import report
+    r = run(scenarios_lib.get("kernel-fits-below-wrapper"))
+    assert report.verdict(r).startswith("OK")
+    assert report.to_json(r)["matches_model"] is True
+    r.prediction = dataclasses.replace(r.prediction, kernel=0x1000)
+    r.comparison = compare(r.prediction, r)
+    r.matches_model = r.comparison.matches
+    assert report.verdict(r).startswith("FAIL")
+    assert "kernel: predicted 0x1000" in report.verdict(r)
+
+
+# --- random layouts ---------------------------------------------------------
+
+ALIGN = 0x1_0000
+KERNEL_BSS = (None, 4 * MiB, 40 * MiB)   # a few, so builds stay cached
+
+
+@st.composite
+def layouts(draw):
+    rma = draw(st.sampled_from([64 * MiB, 128 * MiB, 256 * MiB]))
+    memory = [(0, rma)]
+    if draw(st.booleans()):
+        memory.append((rma, draw(st.sampled_from([64 * MiB, 768 * MiB]))))
+
+    def addr(lo=0, hi=rma):
+        return draw(st.integers(lo // ALIGN, hi // ALIGN - 1)) * ALIGN
+
+    reserves = []
+    for _ in range(draw(st.integers(0, 4))):
+        base = draw(st.integers(0, (rma + 64 * MiB) // 0x1000 - 1)) * 0x1000
+        size = draw(st.sampled_from([0x1000, 0x10_0000, 0x80_0000]))
+        reserves.append((base, size))
+    tree = MemoryTree(memory=tuple(memory), reserves=tuple(reserves))
+    initrd = None
+    initrd_at = None
+    if draw(st.booleans()):
+        initrd = default_initrd(draw(st.sampled_from([0x1000, 96 * 1024, 2 * MiB])))
+        initrd_at = addr()
+    attached = default_initrd(64 * 1024) if draw(st.booleans()) else None
+    return Scenario(name="random", dtb=tree.build(), wrapper_at=addr(),
+                    dtb_at=addr(), initrd=initrd, initrd_at=initrd_at,
+                    attached_initrd=attached,
+                    kernel_bss=draw(st.sampled_from(KERNEL_BSS)),
+                    policy=draw(st.sampled_from(POLICIES)))
+
+
+def check_random(sc: Scenario) -> None:
+    try:
+        r = run(sc)
+    except ScenarioError:
+        assume(False)   # pieces overlapping or outside RAM: not a hand-over
+        return
+    assert_matches(r)
+
+
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(layouts())
+def test_random_layouts_match_prediction(sc):
+    check_random(sc)
+
+
+@pytest.mark.slow
+@settings(max_examples=400, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(layouts())
+def test_random_layouts_match_prediction_long(sc):
+    check_random(sc)
