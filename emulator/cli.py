@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from . import report
+from . import report, scenarios_lib
 from .boot import boot
 from .devicetree import DeviceTreeError
 from .elfimage import ElfImageError
@@ -38,7 +38,15 @@ def positive(text: str) -> int:
 
 
 def scenario_from_args(args: argparse.Namespace) -> Scenario:
-    if args.dtb is None:
+    # --- named scenarios (emulator/scenarios_lib.py) ---
+    if getattr(args, "scenario", None) is not None:
+        if args.dtb is not None:
+            raise ScenarioError("--scenario and --dtb exclude each other")
+        sc = scenarios_lib.get(args.scenario, args.policy)
+        if args.initrd is not None:
+            sc = sc.replace(initrd=_read(args.initrd, "initrd"))
+    # --- end named scenarios ---
+    elif args.dtb is None:
         sc = default_scenario()
         if args.initrd is not None:
             sc = sc.replace(initrd=_read(args.initrd, "initrd"))
@@ -76,6 +84,13 @@ def cmd_boot(args: argparse.Namespace) -> int:
     return 0 if report.verdict(result).startswith("OK") else 1
 
 
+def cmd_scenarios(args: argparse.Namespace) -> int:
+    """The named scenarios, one per line with what each is for."""
+    for name, entry in scenarios_lib.SCENARIOS.items():
+        print(f"{name:34s} {entry.description}")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     """Wall time and guest instructions of the default boot.  Instructions
     are counted in a separate run, since counting itself costs time."""
@@ -110,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Boot the wrapper: the built-in default scenario, "
                        "or a device tree of yours.  Addresses left out are chosen "
                        "as kexec-tools would, and the output says which.")
+    b.add_argument("--scenario", metavar="NAME",   # named scenarios
+                   help="a named scenario (`bwemu scenarios` lists them)")
     b.add_argument("--dtb", metavar="FILE", help="device tree blob to hand the wrapper")
     b.add_argument("--dtb-at", type=address, metavar="ADDR")
     b.add_argument("--wrapper-at", type=address, metavar="ADDR")
@@ -129,6 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--ranges", action="store_true",
                    help="show the range-table timeline")
     b.set_defaults(func=cmd_boot)
+
+    # --- named scenarios ---
+    n = sub.add_parser("scenarios", help="list the named scenarios")
+    n.set_defaults(func=cmd_scenarios)
+    # --- end named scenarios ---
 
     s = sub.add_parser("bench", help="time the default boot")
     s.add_argument("--repeat", type=positive, default=5)
