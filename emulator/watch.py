@@ -126,10 +126,23 @@ class Watch:
         return out
 
     def _reserves(self) -> list[tuple[int, int]]:
-        try:
-            return DeviceTree(self.boot.dtb_in, "input device tree").reserves()
-        except DeviceTreeError:
-            return []   # a broken tree: the wrapper's own error is the point
+        """The input tree's memory reserve map, read from the blob (devicetree
+        spec: off_mem_rsvmap at header offset 16, (address, size) pairs of
+        big-endian u64 up to a (0, 0) pair).  A broken map gives what could
+        be read: the wrapper's own error is then the point of the run."""
+        blob = self.boot.dtb_in
+        out: list[tuple[int, int]] = []
+        if len(blob) < 20:
+            return out
+        off = int.from_bytes(blob[16:20], "big")
+        while off + 16 <= len(blob):
+            addr = int.from_bytes(blob[off:off + 8], "big")
+            size = int.from_bytes(blob[off + 8:off + 16], "big")
+            if addr == 0 and size == 0:
+                break
+            out.append((addr, size))
+            off += 16
+        return out
 
     def _protect(self, region: ProtectedRegion) -> None:
         self.regions.append(region)
