@@ -20,6 +20,7 @@ from .image import FirmwareBuild
 from .machine import Machine, Stop
 from .scenario import Layout, Placement, Scenario, ScenarioError, place
 from .watch import Overwrite, Watch
+from .mirror import Divergence, RangeMirror, RangeOp   # range-table mirror
 
 DEFAULT_RAM = 256 << 20   # when the tree is too broken to say
 
@@ -59,6 +60,13 @@ class BootResult:
     prediction: Any = None
     comparison: Any = None
     matches_model: bool | None = None
+    # --- range-table mirror (emulator/mirror.py) ---
+    # Every outermost range-table operation of the run, in order, with the
+    # guest's table after it (format with emulator.mirror.format_table);
+    # the first disagreement with the model, if any (exit is "divergence").
+    ranges: list[RangeOp] = field(default_factory=list)
+    divergence: Divergence | None = None
+    # --- end range-table mirror ---
 
     @property
     def ok(self) -> bool:
@@ -69,7 +77,7 @@ class Boot:
     """One boot in progress: the machine, its devices and its hooks."""
 
     def __init__(self, scenario: Scenario, firmware: FirmwareBuild | None = None,
-                 *, watch: bool = True):
+                 *, watch: bool = True, mirror: bool = True):
         self.scenario = scenario
         self.firmware = firmware or FirmwareBuild(policy=scenario.policy)
         kernel = (self.firmware.test_kernel(scenario.kernel_bss)
@@ -125,6 +133,9 @@ class Boot:
                              self._enter_kernel)
         # After the hand-off hook above, so the watch sees it second.
         self.watch = Watch(self) if watch else None
+        # --- range-table mirror: hooks go in before the first run ---
+        self.mirror = RangeMirror(self.machine, self.wrapper, self.base) if mirror else None
+        # --- end range-table mirror ---
         self._load()
 
     def _load(self) -> None:
@@ -189,6 +200,12 @@ class Boot:
         r.handoff = self.handoff
         if self.watch is not None:
             r.overwrites = list(self.watch.overwrites)
+        # --- range-table mirror ---
+        if self.mirror is not None:
+            self.mirror.annotate_callers()
+            r.ranges = list(self.mirror.timeline)
+            r.divergence = self.mirror.divergence
+        # --- end range-table mirror ---
         report = self.hypervisor.report
         r.kernel_report = report
         if self.handoff is not None:
@@ -233,6 +250,8 @@ class Boot:
 
 
 def boot(scenario: Scenario, firmware: FirmwareBuild | None = None, *,
-         count_instructions: bool = False, watch: bool = True) -> BootResult:
+         count_instructions: bool = False, watch: bool = True,
+         mirror: bool = True) -> BootResult:
     """Boots the wrapper on scenario and returns what happened."""
-    return Boot(scenario, firmware, watch=watch).run(count_instructions=count_instructions)
+    return Boot(scenario, firmware, watch=watch, mirror=mirror).run(
+        count_instructions=count_instructions)
