@@ -202,7 +202,6 @@ class Boot:
             r.overwrites = list(self.watch.overwrites)
         # --- range-table mirror ---
         if self.mirror is not None:
-            self.mirror.annotate_callers()
             r.ranges = list(self.mirror.timeline)
             r.divergence = self.mirror.divergence
         # --- end range-table mirror ---

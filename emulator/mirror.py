@@ -238,7 +238,8 @@ class RangeOp:
     wrote through the out-parameter ((start, end) or (addr,)), None when
     it left it untouched or has none.  table and heap are the guest's
     structs after the operation (decoded on first use).  caller is the
-    run-time return address; where, when known, its function and line.
+    run-time return address; where its function and line (resolved from
+    DWARF on first use, as that costs a line-table parse).
     """
 
     index: int
@@ -249,8 +250,14 @@ class RangeOp:
     raw_ranges: bytes = field(repr=False)
     raw_heap: bytes = field(repr=False)
     caller: int = 0
-    where: str | None = None
     codec: TableCodec | None = field(default=None, repr=False, compare=False)
+    locator: Callable[[int], SourceLocation | None] | None = field(
+        default=None, repr=False, compare=False)
+
+    @cached_property
+    def where(self) -> str | None:
+        loc = self.locator(self.caller) if self.locator is not None else None
+        return str(loc) if loc is not None else None
 
     @cached_property
     def table(self) -> RangeTableState:
@@ -557,7 +564,7 @@ class RangeMirror:
         if self.record:
             self.history.append(op)
             self.timeline.append(RangeOp(self.count, fn.symbol, op, ret, out, rb, hb,
-                                         lr, None, codec))
+                                         lr, codec, self._locate))
         if problems:
             self.divergence = self._divergence(fn, op, problems, expected, ret, out,
                                                model.state(), heap.state(), exp_r, exp_h,
@@ -583,15 +590,6 @@ class RangeMirror:
             pc=pc, location=self._locate(pc), entry=self.entries[fn.symbol],
             entry_location=self._locate(self.entries[fn.symbol]),
             history=list(self.history) if self.record else [])
-
-    def annotate_callers(self) -> None:
-        """Fills each timeline entry's `where` (function and line of the caller)."""
-        for i, e in enumerate(self.timeline):
-            if e.where is None:
-                loc = self._locate(e.caller)
-                if loc is not None:
-                    object.__setattr__(e, "where", str(loc))
-
 
 # --- direct calls: the harness of the differential tests ----------------------------------------------
 
