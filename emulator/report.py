@@ -88,6 +88,9 @@ def to_json(r: BootResult) -> dict[str, Any]:
         "overwrites": [overwrite_json(o) for o in getattr(r, "overwrites", [])],
         "matches_model": r.matches_model,
         "model_mismatches": r.comparison.mismatches if r.comparison is not None else [],
+        "expected_clobbers": [] if r.prediction is None else
+        [{"what": c.what, "address": c.region.address, "size": c.region.size}
+         for c in r.prediction.clobbers],
         "notes": r.notes,
         "verdict": verdict(r),
     }

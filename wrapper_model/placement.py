@@ -117,6 +117,10 @@ class Prediction:
     def handoff(self) -> bool:
         return self.fatal is None
 
+    @property
+    def expected_clobbers(self) -> tuple[Clobber, ...]:
+        return self.clobbers
+
     def clobbered(self, what: str) -> bool:
         return any(c.what == what for c in self.clobbers)
 
