@@ -91,7 +91,7 @@ class DeviceTree:
         return out
 
     def reserves(self) -> list[tuple[int, int]]:
-        return [tuple(self.fdt.get_mem_rsv(i)[1:]) for i in range(self.fdt.num_mem_rsv())]
+        return [tuple(self.fdt.get_mem_rsv(i)) for i in range(self.fdt.num_mem_rsv())]
 
     def chosen_initrd(self) -> tuple[int, int] | None:
         s = self.prop("/chosen", "linux,initrd-start")

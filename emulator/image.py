@@ -97,7 +97,13 @@ class FirmwareBuild:
 
     def test_kernel(self, bss: int) -> Path:
         """The test kernel claiming bss bytes of memory past its file."""
-        out = self.directory / "compose" / f"testkernel-bss-{bss:x}.elf"
+        self.ensure_built()
+        objects = hashlib.sha256()
+        for obj in sorted((self.directory / "kernel").glob("*.o")):
+            objects.update(obj.read_bytes())
+        # Named by content, so a rebuilt kernel never reuses a stale link.
+        out = (self.directory / "compose" /
+               f"testkernel-bss-{bss:x}-{objects.hexdigest()[:12]}.elf")
         if not out.exists():
             out.parent.mkdir(parents=True, exist_ok=True)
             _make(self.directory, "testkernel", KERNEL_BSS=hex(bss),

@@ -24,7 +24,7 @@ _kstart:
 2:	cmpld	%r9, %r10
 	bge	25f
 	ldx	%r0, %r9, %r28
-	stdx	%r0, %r9, 0
+	stdx	%r0, 0, %r9
 	addi	%r9, %r9, 8
 	b	2b
 25:	sync
