@@ -164,6 +164,10 @@ class Boot:
 
     def _enter_kernel(self, pc: int) -> None:
         m = self.machine
+        if self.handoff is not None:
+            # The kernel, copied down over a wrapper loaded low, can run
+            # code at this address again: only the first arrival is ours.
+            return
         self.handoff = Handoff(m.reg("r3"), m.reg("r4"), m.reg("r5"), 0)
         dtb = self.handoff.dtb
         if m.in_ram(dtb, 8):

@@ -159,7 +159,10 @@ def watch_handoff(b: "Boot") -> None:
     b.model_table = None
 
     def snap(pc: int) -> None:
-        b.model_table = read_range_table(b)
+        # Only the wrapper's own jump: a kernel copied down over a wrapper
+        # at 0 may execute this address again, on other bytes.
+        if b.model_table is None:
+            b.model_table = read_range_table(b)
     b.machine.on_code(b.base + b.wrapper.function_entry("bw_enter_kernel"), snap)
 
 
