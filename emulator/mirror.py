@@ -706,6 +706,36 @@ class RangeHarness:
                         return True
         return False
 
+    def diverges(self, ops: list[Op]) -> bool:
+        """Does this sequence, from a clean state, end in a divergence?"""
+        self.reset()
+        try:
+            self.run(ops)
+        except DivergenceError:
+            return True
+        return False
+
+    def minimise(self, ops: list[Op]) -> list[Op]:
+        """A failing sequence with every operation that can go removed.
+
+        Deletes one operation at a time (never the first, the init) while
+        the sequence still diverges, until no single deletion keeps it
+        failing: a final pass after Hypothesis' own shrinking, which can
+        leave no-op operations behind in sequences of dependent draws.
+        """
+        if not self.diverges(ops):
+            raise ValueError("the sequence does not diverge")
+        ops = list(ops)
+        changed = True
+        while changed:
+            changed = False
+            for i in range(len(ops) - 1, 0, -1):
+                trial = ops[:i] + ops[i + 1:]
+                if not self.copy_conflicts(trial) and self.diverges(trial):
+                    ops = trial
+                    changed = True
+        return ops
+
     def close(self) -> None:
         self.elf.close()
 
