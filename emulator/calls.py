@@ -411,8 +411,9 @@ class RegionSnapshot:
     """The bytes of a few memory regions plus the CPU registers that matter.
 
     Restoring writes the bytes back.  For the range functions the whole
-    mutable state is two bss objects (ranges, heap), so this is far cheaper
-    than a whole-memory context (see GuestCaller docs / the benchmark).
+    mutable state is two bss objects (ranges, heap).  Measured here:
+    about 330,000 restores/s of those two, against about 190,000/s for a
+    ContextSnapshot with memory (which is correct too, and general).
     The regions must hold data, not code: no translation cache is flushed.
     """
 

@@ -48,11 +48,10 @@ from wrapper_model.constants import ALLOC_MAX_RECORDS, RANGES_MAX, RangesErr
 from wrapper_model.heap import AllocRecord
 from wrapper_model.layout import FieldDiff, StructLayout, diff_bytes, leaves
 
-from .calls import (CallStopped, FastRegs, GuestCallError, GuestCaller, RegionSnapshot,
-                    SCRATCH_MIN, signed32)
+from .calls import CallStopped, FastRegs, GuestCaller, RegionSnapshot, signed32
 from .dwarf_layout import struct_layout
 from .elfimage import ElfImage, SourceLocation
-from .machine import PAGE, Machine
+from .machine import Machine
 
 
 class MirrorError(Exception):
@@ -742,4 +741,4 @@ class RangeHarness:
 
 __all__ = ["API", "ApiFunction", "Divergence", "DivergenceError", "FlatCodec",
            "MirrorError", "RangeHarness", "RangeMirror", "RangeOp", "TableCodec",
-           "format_table", "SCRATCH_MIN", "PAGE", "GuestCallError", "GuestCaller"]
+           "format_table"]
