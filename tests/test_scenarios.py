@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 from emulator import scenarios_lib
 from emulator.boot import Boot, boot
+from emulator.devicetree import DeviceTree
 from emulator.predict import compare, inputs_for_boot
 from emulator.scenario import MiB, MemoryTree, Scenario, ScenarioError, default_initrd
 from wrapper_model.placement import predict
@@ -161,3 +162,51 @@ def test_random_layouts_match_prediction(sc):
 @given(layouts())
 def test_random_layouts_match_prediction_long(sc):
     check_random(sc)
+
+
+# --- the watch agrees with the prediction ------------------------------------
+
+def overwrite_kind(region: str) -> str:
+    """A watch region's name as the prediction names what it clobbers."""
+    for prefix, kind in (("final device tree", "device tree"), ("initrd", "initrd"),
+                         ("reserve", "reserve")):
+        if region.startswith(prefix):
+            return kind
+    return region
+
+
+def check_watch(sc: Scenario) -> None:
+    try:
+        r = boot(sc)
+    except ScenarioError:
+        assume(False)
+        return
+    assume(r.prediction is not None and r.prediction.fatal is None)
+    assert r.matches_model, r.comparison
+    # A chain-loader never loads into reserved memory; where this one did,
+    # the wrapper's own start-up writes there and the watch rightly says so.
+    loaded = [p for p in (r.layout.wrapper, r.layout.dtb, r.layout.initrd) if p]
+    assume(not any(p.address < a + n and a < p.end
+                   for p in loaded for a, n in DeviceTree(sc.dtb).reserves()))
+    # The wrapper itself never stores into anything protected ...
+    assert [o for o in r.overwrites if o.phase == "wrapper"] == []
+    # ... and the kernel's copy to 0 hits exactly what the model said it would.
+    hit = {overwrite_kind(o.region) for o in r.overwrites}
+    assert hit == {c.what for c in r.prediction.clobbers}
+    if sc.initrd is not None or sc.attached_initrd is not None:
+        assert r.initrd_intact is (not r.prediction.clobbered("initrd"))
+
+
+@settings(max_examples=15, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(layouts())
+def test_random_layouts_overwrite_exactly_what_was_predicted(sc):
+    check_watch(sc)
+
+
+@pytest.mark.slow
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(layouts())
+def test_random_layouts_overwrite_exactly_what_was_predicted_long(sc):
+    check_watch(sc)
