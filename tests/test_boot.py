@@ -133,13 +133,13 @@ def test_bad_magic_gives_the_wrappers_own_fatal_message():
 
 def test_runaway_wrapper_ends_on_the_budget():
     b = Boot(default_scenario().replace(budget=2_000_000))
-    entry = b.base + b.wrapper.function_entry("ranges_init")
+    entry = b.base + b.wrapper.function_entry("console_open")
     b.machine.write(entry, bytes.fromhex("48000000"))   # b .
     r = b.run()
     assert r.exit == "budget"
     assert "budget exhausted" in r.message
     assert r.pc == entry
-    assert r.location.function == "ranges_init"
+    assert r.location.function == "console_open"
 
 
 def test_corrupted_initrd_is_detected_by_the_checksum():
