@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from .boot import BootResult
+from .mirror import format_table
 from .scenario import Placement
 
 VERDICTS = {
@@ -128,8 +129,7 @@ def to_text(r: BootResult) -> str:
 
 
 def ranges_text(r: BootResult) -> str:
-    """The range-table timeline: each operation and the table after it."""
-    timeline = getattr(r, "ranges", None) or []
-    if not timeline:
-        return "range table: no operations recorded"
-    return "range table timeline:\n" + "\n".join(f"  {entry}" for entry in timeline)
+    """The range-table timeline: each operation, its caller, the table after."""
+    if not r.ranges:
+        return "range table: no operations recorded (mirror off?)"
+    return "range table timeline:\n" + format_table(r.ranges, callers=True)
