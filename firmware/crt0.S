@@ -101,8 +101,9 @@ msg_bad_reloc:
 msg_returned:
 	.asciz	"FATAL: start_wrapper returned"
 
-	.section ".bss", "aw", @nobits
+	/* The stack need not be zeroed: its own section, after bss. */
+	.section ".stack", "aw", @nobits
 	.balign	16
 boot_stack:
-	.space	0x10000
+	.space	0x8000
 boot_stack_top:

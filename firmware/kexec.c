@@ -19,7 +19,6 @@
 #include "fdt.h"
 #include "memranges.h"
 #include "simple_alloc.h"
-#include "kernel_image.h"
 #include "ops.h"
 
 #if !defined(KEXEC_POLICY_seed) && !defined(KEXEC_POLICY_fixed)
@@ -192,16 +191,10 @@ static int kexec_init(struct boot_info *bi)
 	ranges_init(rma_end);
 	add_known_ranges(bi);
 #ifdef KEXEC_POLICY_fixed
-	{
-		struct kernel_image ki;
-		struct elf_info ei;
-
-		kernel_image_get(&ki);
-		kernel_image_probe(&ki, &ei);
-		reserve_kernel_footprint(bi, ei.memsize);
-		init_heap();
-		move_initrd_out_of(bi, ei.memsize);
-	}
+	/* bi->kernel_size is known: main.c read the ELF header first. */
+	reserve_kernel_footprint(bi, bi->kernel_size);
+	init_heap();
+	move_initrd_out_of(bi, bi->kernel_size);
 #else
 	init_heap();
 #endif

@@ -142,13 +142,17 @@ void start_wrapper(void *dtb, u64 base, u64 loader_r4)
 	printf("\nbwemu wrapper: running at 0x%llx..0x%llx (loader said 0x%llx),"
 	       " device tree at %p\n", base, bi.image_end, loader_r4, dtb);
 
+	/*
+	 * The kernel's ELF header is read once, here; whether the platform
+	 * may use its size before setting up the heap is its policy.
+	 */
 	kernel_image_get(&ki);
+	kernel_image_probe(&ki, &ei);
+	bi.kernel_size = ei.memsize;
 	err = platform->init(&bi);
 	if (err)
 		fatal("platform %s: init failed (%d)", platform->name, err);
 
-	kernel_image_probe(&ki, &ei);
-	bi.kernel_size = ei.memsize;
 	err = platform->kernel_alloc(&bi, ei.memsize, &bi.kernel_addr);
 	if (err)
 		fatal("no room for the kernel (0x%llx bytes)", ei.memsize);

@@ -24,7 +24,10 @@ struct boot_info {
 /* A platform: how memory is found and where things go. */
 struct platform_ops {
 	const char *name;
-	/* Memory discovery and the heap; runs once the console is up. */
+	/*
+	 * Memory discovery and the heap; runs once the console is up, with
+	 * bi->kernel_size already known (a policy may ignore it).
+	 */
 	int (*init)(struct boot_info *bi);
 	/* Called once the kernel's memory size is known; returns its address. */
 	int (*kernel_alloc)(struct boot_info *bi, u64 memsize, u64 *addr);
