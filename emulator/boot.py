@@ -8,6 +8,7 @@ address, r5 = 0), runs on an instruction budget, and collects what happened.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +19,7 @@ from .devicetree import DeviceTree, DeviceTreeError
 from .elfimage import ElfImage, SourceLocation
 from .image import FirmwareBuild
 from .machine import Machine, Stop
-from .scenario import Layout, Placement, Scenario, ScenarioError, place
+from .scenario import Layout, Placement, Scenario, place
 from .watch import Overwrite, Watch
 from .mirror import Divergence, RangeMirror, RangeOp   # range-table mirror
 
@@ -80,9 +81,13 @@ class Boot:
                  *, watch: bool = True, mirror: bool = True):
         self.scenario = scenario
         self.firmware = firmware or FirmwareBuild(policy=scenario.policy)
-        kernel = (self.firmware.test_kernel(scenario.kernel_bss)
-                  if scenario.kernel_bss is not None else None)
-        self.wrapper = ElfImage(self.firmware.compose(kernel, scenario.attached_initrd))
+        custom_kernel = scenario.kernel_bss is not None
+        self.wrapper = ElfImage(self.firmware.compose(
+            self.firmware.test_kernel(scenario.kernel_bss) if custom_kernel else None,
+            scenario.attached_initrd))
+        # The kernel ELF inside the image (for its size and its symbols).
+        self.kernel_path = (self.firmware.test_kernel(scenario.kernel_bss)
+                            if custom_kernel else self.firmware.kernel_elf)
         self.notes: list[str] = []
         try:
             self.tree: DeviceTree | None = DeviceTree(
@@ -223,7 +228,7 @@ class Boot:
                 if span:
                     r.initrd = Placement(span[0], span[1] - span[0])
         if report is not None:
-            r.kernel = Placement(report.placed_at, self._kernel_size())
+            r.kernel = Placement(report.placed_at, self.kernel_size)
             if not report.dtb_magic_ok:
                 r.notes.append("the kernel found no device tree magic at r3")
             expected = self._expected_initrd()
@@ -241,10 +246,10 @@ class Boot:
             return self.scenario.attached_initrd
         return self.scenario.initrd
 
-    def _kernel_size(self) -> int:
-        path = (self.firmware.test_kernel(self.scenario.kernel_bss)
-                if self.scenario.kernel_bss is not None else self.firmware.kernel_elf)
-        kernel = ElfImage(path)
+    @functools.cached_property
+    def kernel_size(self) -> int:
+        """The kernel's memory size: its ELF's loaded span, bss included."""
+        kernel = ElfImage(self.kernel_path)
         try:
             start, end = kernel.span
             return end - start

@@ -333,12 +333,12 @@ class GuestCaller:
         writer(*[a & _MASK64 for a in args], self.stack_top - MIN_FRAME, self.return_pad,
                t.toc if t.toc is not None else t.entry)
         self.calls += 1
-        stop = self._run(t.entry, budget)
-        if stop is None:
+        stop = m.run(t.entry, budget, until=self.return_pad)
+        if stop.reason == "until":
             r3 = self.regs.read(_R3)
             for callback in self.return_callbacks:
                 callback(self.return_pad)
-            stop = m._stop
+            stop = m.stopped
             if stop is None:
                 return r3
         if stop.reason == "budget":
@@ -346,33 +346,6 @@ class GuestCaller:
         if stop.reason == "exception":
             raise GuestFault(name, stop)
         raise CallStopped(name, stop)
-
-    def _run(self, entry: int, budget: int) -> Stop | None:
-        """Runs to the return pad: None when it got there, else the Stop.
-
-        Machine.run always runs towards an unreachable end address, so a
-        return would need a Python hook at the pad (a few microseconds per
-        call); emu_start's own end address costs nothing.  The pad keeps its
-        hook for runs that pass it otherwise (Machine.run, a boot).
-        Machine's stop bookkeeping is kept exactly as Machine.run keeps it.
-        """
-        m = self.machine
-        m._stop = None
-        m._started = True
-        try:
-            m.uc.emu_start(entry, self.return_pad, timeout=0, count=budget)
-        except UcError as e:
-            if m._stop is None:
-                here = m.reg("pc")
-                m._stop = Stop("exception", f"{e} at pc 0x{here:x}", here)
-        if m._stop is not None:
-            return m._stop
-        here = self.regs.read(_PC)
-        if here == self.return_pad:
-            return None
-        m._stop = Stop("budget", f"budget exhausted after {budget} instructions "
-                       f"(pc 0x{here:x})", here)
-        return m._stop
 
     def call_int(self, name: str, *args: int, budget: int = DEFAULT_CALL_BUDGET) -> int:
         """Calls a function returning C int: the result as a signed 32-bit value."""

@@ -154,20 +154,31 @@ class Machine:
             self._stop = Stop(reason, message, self.reg("pc") if pc is None else pc)
         self.uc.emu_stop()
 
-    def run(self, pc: int, budget: int) -> Stop:
-        """Runs from pc for at most budget instructions."""
+    @property
+    def stopped(self) -> Stop | None:
+        """The stop a hook asked for during or since the last run, if any."""
+        return self._stop
+
+    def run(self, pc: int, budget: int, until: int | None = None) -> Stop:
+        """Runs from pc for at most budget instructions, or until pc reaches
+        `until` (then the reason is "until": emu_start's own end address,
+        which costs nothing per instruction, unlike a hook)."""
         if budget <= 0:
             raise MachineError("the instruction budget must be positive")
         self._stop = None
         self._started = True
         try:
-            self.uc.emu_start(pc, NEVER, timeout=0, count=budget)
+            self.uc.emu_start(pc, NEVER if until is None else until,
+                              timeout=0, count=budget)
         except UcError as e:
             if self._stop is None:
                 here = self.reg("pc")
                 self._stop = Stop("exception", f"{e} at pc 0x{here:x}", here)
-        if self._stop is None:
-            here = self.reg("pc")
-            self._stop = Stop("budget", f"budget exhausted after {budget} "
-                              f"instructions (pc 0x{here:x})", here)
+        if self._stop is not None:
+            return self._stop
+        here = self.reg("pc")
+        if until is not None and here == until:
+            return Stop("until", f"reached 0x{here:x}", here)
+        self._stop = Stop("budget", f"budget exhausted after {budget} "
+                          f"instructions (pc 0x{here:x})", here)
         return self._stop

@@ -22,20 +22,9 @@ from wrapper_model.ranges import RangeTableState
 
 from .devicetree import DeviceTree, DeviceTreeError
 from .dwarf_layout import struct_layout
-from .elfimage import ElfImage
 
 if TYPE_CHECKING:
     from .boot import Boot, BootResult
-
-
-def kernel_memsize(path) -> int:
-    """S: the kernel ELF's loaded span, bss included."""
-    kernel = ElfImage(path)
-    try:
-        start, end = kernel.span
-        return end - start
-    finally:
-        kernel.close()
 
 
 def inputs_for_boot(b: "Boot") -> PlacementInputs | None:
@@ -44,21 +33,18 @@ def inputs_for_boot(b: "Boot") -> PlacementInputs | None:
     try:
         tree = DeviceTree(b.dtb_in, "device tree as handed over")
         memory = tuple(tree.memory())
-        reserves = tuple((a, n) for a, n in
-                         (tree.fdt.get_mem_rsv(i)[-2:] for i in range(tree.fdt.num_mem_rsv())))
+        reserves = tuple(tree.reserves())
         initrd = tree.chosen_initrd()
     except DeviceTreeError:
         return None
     totalsize = int.from_bytes(b.dtb_in[4:8], "big")
     start, end = b.wrapper.span
     sc = b.scenario
-    kernel = (b.firmware.test_kernel(sc.kernel_bss) if sc.kernel_bss is not None
-              else b.firmware.kernel_elf)
     return PlacementInputs(
         memory=memory,
         wrapper_at=b.layout.wrapper.address, image_size=end - start,
         dtb_at=b.layout.dtb.address, dtb_size=totalsize,
-        kernel_size=kernel_memsize(kernel),
+        kernel_size=b.kernel_size,
         initrd_start=initrd[0] if initrd else None,
         initrd_end=initrd[1] if initrd else None,
         reserves=reserves,

@@ -227,10 +227,7 @@ class Watch:
 
     def _kernel_image(self) -> ElfImage:
         if self._kernel is None:
-            b = self.boot
-            path = (b.firmware.test_kernel(b.scenario.kernel_bss)
-                    if b.scenario.kernel_bss is not None else b.firmware.kernel_elf)
-            self._kernel = ElfImage(path)
+            self._kernel = ElfImage(self.boot.kernel_path)
         return self._kernel
 
     def _range_table(self) -> tuple[list[tuple[int, int]], tuple[int, int] | None]:

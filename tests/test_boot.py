@@ -14,7 +14,6 @@ from elftools.elf.elffile import ELFFile
 from emulator import Boot, MemoryTree, boot, default_scenario
 from emulator.devices import initrd_checksum
 from emulator.elfimage import ElfImage
-from emulator.image import FirmwareBuild
 from emulator.report import verdict
 
 MiB = 1 << 20

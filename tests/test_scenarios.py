@@ -11,9 +11,8 @@ from hypothesis import HealthCheck, assume, given, settings, strategies as st
 from emulator import scenarios_lib
 from emulator.boot import Boot, boot
 from emulator.devicetree import DeviceTree
-from emulator.predict import compare, inputs_for_boot
+from emulator.predict import compare
 from emulator.scenario import MiB, MemoryTree, Scenario, ScenarioError, default_initrd
-from wrapper_model.placement import predict
 
 POLICIES = ("fixed", "seed")
 
