@@ -13,34 +13,7 @@
 #include "types.h"
 #include "string.h"
 #include "fdt.h"
-
-#define HDR_SIZE_V16	36	/* up to and including size_dt_strings */
-#define HDR_SIZE_V17	40	/* adds size_dt_struct */
-#define TOKEN_SIZE	4
-#define RSV_ENTRY_SIZE	16
-
-/* Byte offsets of the header fields (struct fdt_header). */
-#define HDR_MAGIC		0
-#define HDR_TOTALSIZE		4
-#define HDR_OFF_STRUCT		8
-#define HDR_OFF_STRINGS		12
-#define HDR_OFF_RSVMAP		16
-#define HDR_VERSION		20
-#define HDR_LAST_COMP		24
-#define HDR_SIZE_STRINGS	32
-#define HDR_SIZE_STRUCT		36
-
-static u32 be32(const void *p)
-{
-	const u8 *b = p;
-
-	return ((u32)b[0] << 24) | ((u32)b[1] << 16) | ((u32)b[2] << 8) | b[3];
-}
-
-static u32 hdr(const void *fdt, int field)
-{
-	return be32((const u8 *)fdt + field);
-}
+#include "fdt_internal.h"
 
 static const char *const fdt_errtext[FDT_ERR_MAX + 1] = {
 	[0]			= "no error",

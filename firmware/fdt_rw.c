@@ -15,54 +15,9 @@
 #include "types.h"
 #include "string.h"
 #include "fdt.h"
+#include "fdt_internal.h"
 
-/* Shared with fdt.c, which the test kernel links without this file. */
-int fdt__next_tag(const void *fdt, int off, int *next);
-int fdt__node_body(const void *fdt, int node);
-int fdt__node_end(const void *fdt, int node);
-int fdt__subnode_namelen(const void *fdt, int parent, const char *name,
-			 int len);
-int fdt__find_prop(const void *fdt, int node, const char *name, int len,
-		   int *endp);
-
-#define HDR_SIZE	40
-#define TOKEN_SIZE	4
-#define RSV_ENTRY_SIZE	16
 #define PROP_HDR_SIZE	(3 * TOKEN_SIZE)	/* token, len, nameoff */
-
-/* Byte offsets of the header fields (struct fdt_header). */
-#define HDR_MAGIC		0
-#define HDR_TOTALSIZE		4
-#define HDR_OFF_STRUCT		8
-#define HDR_OFF_STRINGS		12
-#define HDR_OFF_RSVMAP		16
-#define HDR_VERSION		20
-#define HDR_LAST_COMP		24
-#define HDR_BOOT_CPUID		28
-#define HDR_SIZE_STRINGS	32
-#define HDR_SIZE_STRUCT		36
-
-static u32 be32(const void *p)
-{
-	const u8 *b = p;
-
-	return ((u32)b[0] << 24) | ((u32)b[1] << 16) | ((u32)b[2] << 8) | b[3];
-}
-
-static void put_be32(void *p, u32 v)
-{
-	u8 *b = p;
-
-	b[0] = v >> 24;
-	b[1] = v >> 16;
-	b[2] = v >> 8;
-	b[3] = v;
-}
-
-static u32 hdr(const void *fdt, int field)
-{
-	return be32((const u8 *)fdt + field);
-}
 
 static void set_hdr(void *fdt, int field, u32 v)
 {
