@@ -84,7 +84,7 @@ class Boot:
         custom_kernel = scenario.kernel_bss is not None
         self.wrapper = ElfImage(self.firmware.compose(
             self.firmware.test_kernel(scenario.kernel_bss) if custom_kernel else None,
-            scenario.attached_initrd))
+            scenario.attached_initrd, compressed=scenario.compressed_kernel))
         # The kernel ELF inside the image (for its size and its symbols).
         self.kernel_path = (self.firmware.test_kernel(scenario.kernel_bss)
                             if custom_kernel else self.firmware.kernel_elf)

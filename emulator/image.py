@@ -111,17 +111,21 @@ class FirmwareBuild:
         return out
 
     def compose(self, kernel_elf: Path | None = None,
-                attached_initrd: bytes | None = None) -> Path:
-        """A wrapper image carrying kernel_elf (default: the test kernel)
-        and, if given, an initrd attached to the image."""
+                attached_initrd: bytes | None = None,
+                compressed: bool = True) -> Path:
+        """A wrapper image carrying kernel_elf (default: the test kernel),
+        gzip-compressed unless compressed is False, and, if given, an initrd
+        attached to the image."""
         self.ensure_built()
-        if kernel_elf is None and attached_initrd is None:
+        if kernel_elf is None and attached_initrd is None and compressed:
             return self.wrapper_elf
         kernel = Path(kernel_elf) if kernel_elf else self.kernel_elf
         h = hashlib.sha256(kernel.read_bytes())
         h.update(self.wrapper_elf.read_bytes())
         if attached_initrd is not None:
             h.update(b"initrd" + attached_initrd)
+        if not compressed:
+            h.update(b"uncompressed")
         out_dir = self.directory / "compose" / h.hexdigest()[:16]
         out = out_dir / "wrapper.elf"
         if out.exists():
@@ -135,5 +139,7 @@ class FirmwareBuild:
             variables["INITRD"] = str(initrd)
         if self.fault:
             variables["FAULT"] = self.fault
+        if not compressed:
+            variables["COMPRESS"] = "none"
         _make(self.directory, "compose", **variables)
         return out

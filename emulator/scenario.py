@@ -97,6 +97,7 @@ class Scenario:
     initrd_at: int | None = None
     attached_initrd: bytes | None = None  # carried inside the image
     kernel_bss: int | None = None         # None: the default test kernel
+    compressed_kernel: bool = True        # False: a raw ELF payload
     policy: str = "fixed"
     budget: int = DEFAULT_BUDGET
 

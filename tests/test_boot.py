@@ -159,3 +159,21 @@ def test_attached_initrd_is_moved_to_the_heap_and_handed_over():
     assert r.initrd.size == len(data)
     assert r.initrd_intact is True
     assert not (r.layout.wrapper.address <= r.initrd.address < r.layout.wrapper.end)
+
+
+def test_uncompressed_kernel_payload_is_accepted():
+    sc = default_scenario().replace(compressed_kernel=False)
+    b = Boot(sc)
+    b.stop_at_handoff = True
+    r = b.run()
+    assert r.exit == "handoff", r.message
+    img = ElfImage(b.wrapper.path)
+    raw = b"".join(s.data for s in img.segments)[
+        img.symbol("_vmlinux_start").value:img.symbol("_vmlinux_end").value]
+    assert raw[:4] == b"\x7fELF"   # really carried as it is
+    elf = ELFFile(io.BytesIO(raw))
+    for seg in elf.iter_segments():
+        if seg["p_type"] == "PT_LOAD":
+            assert b.machine.read(r.handoff.kernel + seg["p_paddr"], seg["p_filesz"]) \
+                == seg.data()
+    assert boot(sc).initrd_intact is True
