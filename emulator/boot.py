@@ -68,6 +68,9 @@ class BootResult:
     ranges: list[RangeOp] = field(default_factory=list)
     divergence: Divergence | None = None
     # --- end range-table mirror ---
+    # Which checkers were attached (a silent one is not a passed one).
+    mirrored: bool = False
+    watched: bool = False
 
     @property
     def ok(self) -> bool:
@@ -207,6 +210,8 @@ class Boot:
                        instructions=instructions, seconds=seconds,
                        notes=list(self.layout.notes) + self.notes)
         r.handoff = self.handoff
+        r.watched = self.watch is not None
+        r.mirrored = self.mirror is not None
         if self.watch is not None:
             r.overwrites = list(self.watch.overwrites)
         # --- range-table mirror ---

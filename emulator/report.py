@@ -28,7 +28,7 @@ def _hex(p: Placement | None) -> str:
 
 def _overwrites_summary(r: BootResult) -> str:
     """How many stores hit protected memory, and the first of them."""
-    ows = getattr(r, "overwrites", None) or []
+    ows = r.overwrites or []
     first = ows[0]
     where = f"{first.function or '?'}" + (f" ({first.file}:{first.line})" if first.file else "")
     more = f" and {len(ows) - 1} more" if len(ows) > 1 else ""
@@ -38,10 +38,10 @@ def _overwrites_summary(r: BootResult) -> str:
 
 def verdict(r: BootResult) -> str:
     if r.exit != "kernel":
-        extra = f"; {_overwrites_summary(r)}" if getattr(r, "overwrites", None) else ""
+        extra = f"; {_overwrites_summary(r)}" if r.overwrites else ""
         return f"FAIL: {VERDICTS.get(r.exit, r.exit)}: {r.message}{extra}"
     problems = []
-    if getattr(r, "overwrites", None):   # the protected-range watch
+    if r.overwrites:   # the protected-range watch
         problems.append(_overwrites_summary(r))
     if r.kernel_report is not None and not r.kernel_report.dtb_magic_ok:
         problems.append("the kernel found no valid device tree")
@@ -86,7 +86,11 @@ def to_json(r: BootResult) -> dict[str, Any]:
          "initrd_start": rep.initrd_start, "initrd_end": rep.initrd_end,
          "initrd_checksum": rep.initrd_checksum},
         "initrd_intact": r.initrd_intact,
-        "overwrites": [overwrite_json(o) for o in getattr(r, "overwrites", [])],
+        "overwrites": [overwrite_json(o) for o in r.overwrites],
+        "checks": {"mirror": r.mirrored, "watch": r.watched,
+                   "model": r.prediction is not None},
+        "range_operations": len(r.ranges),
+        "divergence": None if r.divergence is None else str(r.divergence),
         "matches_model": r.matches_model,
         "model_mismatches": r.comparison.mismatches if r.comparison is not None else [],
         "expected_clobbers": [] if r.prediction is None else
@@ -119,7 +123,13 @@ def to_text(r: BootResult) -> str:
         lines.append(f"  stopped at pc 0x{r.pc:x}{where}")
     if r.comparison is not None:
         lines.append(f"  model:       {r.comparison}")
-    for o in getattr(r, "overwrites", []):
+    if r.mirrored:
+        state = ("every table state equal to the model's" if r.divergence is None
+                 else f"DIVERGED: {r.divergence.summary()}")
+        lines.append(f"  ranges:      {len(r.ranges)} operations mirrored, {state}")
+    if r.watched and not r.overwrites:
+        lines.append("  watch:       no store into protected memory")
+    for o in r.overwrites:
         lines.append(f"  OVERWRITE:   {o}")
         table = ", ".join(f"0x{s:x}..0x{e:x}" for s, e in o.ranges) or "(empty)"
         heap = "" if o.heap is None else f"; heap 0x{o.heap[0]:x}..0x{o.heap[1]:x}"
