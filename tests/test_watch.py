@@ -132,7 +132,10 @@ def test_wrapper_store_into_its_own_text_is_caught_with_wrapper_line():
     assert first.phase == WRAPPER
     loc = b.wrapper.locate(first.pc - b.base)
     assert first.function == loc.function is not None
-    assert first.file is not None and first.file.endswith(".c")
+    # A wrapper source: the store may sit in a header's inline helper.
+    assert first.file is not None and first.file.endswith((".c", ".h"))
+    assert (ROOT / "firmware").joinpath(first.file).exists() or \
+        any((ROOT / "firmware").rglob(first.file))
     assert first.line == loc.line is not None
     assert b.base <= first.pc < b.base + b.wrapper.span[1]
 
