@@ -89,9 +89,10 @@ class ElfImage:
         if table is None:
             return out
         for sym in table.iter_symbols():
-            if not sym.name or sym["st_shndx"] == "SHN_UNDEF":
-                continue
             t = sym["st_info"]["type"]
+            if not sym.name or sym["st_shndx"] == "SHN_UNDEF" or \
+                    t in ("STT_FILE", "STT_SECTION"):
+                continue
             kind = {"STT_FUNC": "func", "STT_OBJECT": "object"}.get(t, "other")
             out.setdefault(sym.name, Symbol(sym.name, sym["st_value"],
                                             sym["st_size"], kind))
@@ -123,11 +124,25 @@ class ElfImage:
         return starts, [(a + size, name) for a, size, name in spans]
 
     def function_at(self, addr: int) -> str | None:
+        """The function covering addr or, for code under a plain assembly
+        label (crt0's _start, the test kernel's _kstart), that label."""
         starts, ends = self._functions
         i = bisect.bisect_right(starts, addr) - 1
         if i >= 0 and addr < max(ends[i][0], starts[i] + 4):
             return ends[i][1]
-        return None
+        return self._label_at(addr)
+
+    @cached_property
+    def _labels(self) -> tuple[list[int], list[str]]:
+        # At one address, prefer the shorter name (_start over _start_image).
+        pairs = sorted((s.value, -len(s.name), s.name) for s in self.symbols.values()
+                       if s.kind == "other")
+        return [v for v, _, _ in pairs], [n for _, _, n in pairs]
+
+    def _label_at(self, addr: int) -> str | None:
+        values, names = self._labels
+        i = bisect.bisect_right(values, addr) - 1
+        return names[i] if i >= 0 else None
 
     @cached_property
     def _lines(self) -> tuple[list[int], list[tuple[str, int]]]:

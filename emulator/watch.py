@@ -24,7 +24,6 @@ damage), except a store outside RAM, which Unicorn faults on anyway.
 
 from __future__ import annotations
 
-import bisect
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -214,15 +213,15 @@ class Watch:
         b = self.boot
         start, end = b.wrapper.span
         if b.base + start <= pc < b.base + end:
-            return _locate(b.wrapper, pc - b.base)
+            return b.wrapper.locate(pc - b.base)
         if self.phase == KERNEL:
             kernel = self._kernel_image()
             kstart, kend = kernel.span
             at = self._kernel_at
             if at + kstart <= pc < at + kend:
-                return _locate(kernel, pc - at)
+                return kernel.locate(pc - at)
             if kstart <= pc < kend:
-                return _locate(kernel, pc)
+                return kernel.locate(pc)
         return SourceLocation(None, None, None)
 
     def _kernel_image(self) -> ElfImage:
@@ -253,22 +252,3 @@ class Watch:
         if self._kernel is not None:
             self._kernel.close()
             self._kernel = None
-
-
-def _locate(image: ElfImage, addr: int) -> SourceLocation:
-    """ElfImage.locate, falling back for assembly labels that are not
-    typed functions (the test kernel's _kstart): the nearest symbol at or
-    below, with the line table's line."""
-    loc = image.locate(addr)
-    if loc.function is not None:
-        return loc
-    best = None
-    for sym in image.symbols.values():
-        # File symbols (head.o, kernel.c) sit at 0 too: skip them.
-        if sym.value <= addr and (best is None or sym.value > best.value) \
-                and sym.kind != "object" and "." not in sym.name:
-            best = sym
-    addrs, lines = image._lines   # the line table ElfImage.locate uses
-    i = bisect.bisect_right(addrs, addr) - 1
-    file, line = lines[i] if i >= 0 else (None, None)
-    return SourceLocation(best.name if best else None, file, line)
