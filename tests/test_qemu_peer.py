@@ -6,8 +6,6 @@ others pin down the pieces the comparison rests on and need no QEMU.
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from emulator.elfimage import ElfImage
