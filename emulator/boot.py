@@ -11,6 +11,7 @@ import dataclasses
 import functools
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 from typing import Any
 
 from .devices import (Console, Hypervisor, KernelReport, Uart16550,
@@ -24,6 +25,8 @@ from .watch import Overwrite, Watch
 from .mirror import Divergence, RangeMirror, RangeOp   # range-table mirror
 
 DEFAULT_RAM = 256 << 20   # when the tree is too broken to say
+FDT_MAGIC = bytes.fromhex("d00dfeed")
+MAX_TREE = 16 << 20        # a larger "tree" at the hand-off is garbage
 
 
 @dataclass(frozen=True)
@@ -135,11 +138,13 @@ class Boot:
                       con.io_width)
         self.handoff: Handoff | None = None
         self.final_dtb: bytes | None = None
+        self._handoff_listeners: list[Callable[[Handoff], None]] = []
         self.stop_addr = self.base + self.wrapper.function_entry("bw_stop")
         self.machine.on_interrupt(self._interrupt)
         self.machine.on_code(self.base + self.wrapper.function_entry("bw_enter_kernel"),
                              self._enter_kernel)
-        # After the hand-off hook above, so the watch sees it second.
+        from .predict import watch_handoff   # the model's table snapshot
+        watch_handoff(self)
         self.watch = Watch(self) if watch else None
         # --- range-table mirror: hooks go in before the first run ---
         self.mirror = RangeMirror(self.machine, self.wrapper, self.base) if mirror else None
@@ -170,20 +175,35 @@ class Boot:
         m.stop("exception", f"{EXCP_NAMES.get(intno, f'interrupt {intno}')} "
                f"at pc 0x{pc:x}", pc)
 
+    def on_handoff(self, listener: Callable[[Handoff], None]) -> None:
+        """listener(handoff) once, at the wrapper's jump to the kernel, with
+        self.final_dtb already read.  (One hook for all: a kernel copied
+        down over a wrapper loaded low runs this address again.)"""
+        self._handoff_listeners.append(listener)
+
     def _enter_kernel(self, pc: int) -> None:
         m = self.machine
         if self.handoff is not None:
-            # The kernel, copied down over a wrapper loaded low, can run
-            # code at this address again: only the first arrival is ours.
-            return
+            return   # not the wrapper: the kernel running over its old place
         self.handoff = Handoff(m.reg("r3"), m.reg("r4"), m.reg("r5"), 0)
-        dtb = self.handoff.dtb
-        if m.in_ram(dtb, 8):
-            size = int.from_bytes(m.read(dtb + 4, 4), "big")
-            if m.in_ram(dtb, size):
-                self.final_dtb = m.read(dtb, size)
+        self.final_dtb = self._read_tree(self.handoff.dtb)
+        for listener in self._handoff_listeners:
+            listener(self.handoff)
+        # The kernel is about to copy itself to 0, possibly over code
+        # Unicorn has translated: it does not notice such writes by itself.
+        m.uc.ctl_flush_tb()
         if self.stop_at_handoff:
             m.stop("handoff", "stopped at the hand-off, as asked", pc)
+
+    def _read_tree(self, addr: int) -> bytes | None:
+        """The tree at addr, if there is one (magic, sane size, in RAM)."""
+        m = self.machine
+        if not m.in_ram(addr, 8) or m.read(addr, 4) != FDT_MAGIC:
+            return None
+        size = int.from_bytes(m.read(addr + 4, 4), "big")
+        if not 40 <= size <= MAX_TREE or not m.in_ram(addr, size):
+            return None
+        return m.read(addr, size)
 
     def locate(self, pc: int) -> SourceLocation | None:
         start, end = self.wrapper.span
@@ -194,8 +214,6 @@ class Boot:
     def run(self, count_instructions: bool = False) -> BootResult:
         counter = self.machine.count_instructions() if count_instructions else None
         t0 = time.perf_counter()
-        from .predict import watch_handoff   # the model's table snapshot
-        watch_handoff(self)
         stop = self.machine.run(self.base + self.wrapper.entry, self.scenario.budget)
         seconds = time.perf_counter() - t0
         result = self._result(stop, seconds, counter[0] if counter else None)

@@ -391,7 +391,7 @@ class PeerReport:
         e = self.entry.regs
         out = [f"QEMU {self.config}, {self.policy} policy: "
                f"{'IDENTICAL' if self.identical else 'DIFFERENT'}",
-               f"  entry: " + ", ".join(f"{r} 0x{e[r]:x}" for r in ENTRY_REGS),
+               "  entry: " + ", ".join(f"{r} 0x{e[r]:x}" for r in ENTRY_REGS),
                f"  tree: 0x{tree_totalsize(self.entry.tree):x} bytes at 0x{e['r3']:x}"
                + (f", RMA 0x{self.rma:x}" if self.rma is not None else ""),
                f"  QEMU console ended by {self.qemu.reason} after "

@@ -144,12 +144,9 @@ def watch_handoff(b: "Boot") -> None:
     Call before the run: hooks added later are not seen."""
     b.model_table = None
 
-    def snap(pc: int) -> None:
-        # Only the wrapper's own jump: a kernel copied down over a wrapper
-        # at 0 may execute this address again, on other bytes.
-        if b.model_table is None:
-            b.model_table = read_range_table(b)
-    b.machine.on_code(b.base + b.wrapper.function_entry("bw_enter_kernel"), snap)
+    def snap(handoff) -> None:
+        b.model_table = read_range_table(b)
+    b.on_handoff(snap)
 
 
 def check_boot(b: "Boot", r: "BootResult") -> None:

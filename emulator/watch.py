@@ -96,8 +96,7 @@ class Watch:
         for region in self._initial_regions():
             self._protect(region)
         self.machine.uc.hook_add(UC_HOOK_MEM_WRITE_UNMAPPED, self._unmapped)
-        self.machine.on_code(boot.base + boot.wrapper.function_entry("bw_enter_kernel"),
-                             self._handoff)
+        boot.on_handoff(self._handoff)
 
     # --- the regions -------------------------------------------------------
 
@@ -151,19 +150,17 @@ class Watch:
         self.machine.uc.hook_add(UC_HOOK_MEM_WRITE, hook,
                                  begin=region.start, end=region.end - 1)
 
-    def _handoff(self, pc: int) -> None:
+    def _handoff(self, handoff) -> None:
         """The wrapper jumps to the kernel: from here on the final tree and
-        the initrd as handed on are protected, the wrapper's things not."""
-        m = self.machine
+        the initrd as handed on are protected, the wrapper's things not.
+        (Hooks added now are seen: store hooks already exist, and Boot
+        flushes the translation cache after this.)"""
         self.phase = KERNEL
-        dtb, self._kernel_at = m.reg("r3"), m.reg("r4")
-        final = None
-        if m.in_ram(dtb, 8):
-            size = int.from_bytes(m.read(dtb + 4, 4), "big")
-            if 8 <= size and m.in_ram(dtb, size):
-                final = m.read(dtb, size)
-                self._protect(ProtectedRegion("final device tree", dtb, dtb + size,
-                                              frozenset({KERNEL})))
+        dtb, self._kernel_at = handoff.dtb, handoff.kernel
+        final = self.boot.final_dtb
+        if final is not None:
+            self._protect(ProtectedRegion("final device tree", dtb, dtb + len(final),
+                                          frozenset({KERNEL})))
         span = None
         if final is not None:
             try:
@@ -178,7 +175,6 @@ class Watch:
             else:
                 self._protect(ProtectedRegion("initrd (as handed on)", span[0], span[1],
                                               frozenset({KERNEL})))
-        m.uc.ctl_flush_tb()
 
     # --- hits ----------------------------------------------------------------
 

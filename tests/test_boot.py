@@ -177,3 +177,19 @@ def test_uncompressed_kernel_payload_is_accepted():
             assert b.machine.read(r.handoff.kernel + seg["p_paddr"], seg["p_filesz"]) \
                 == seg.data()
     assert boot(sc).initrd_intact is True
+
+
+@pytest.mark.parametrize("watch", [False, True])
+def test_kernel_copied_over_a_low_wrapper_runs_its_own_code(watch):
+    # The kernel copies itself to 0 over the wrapper's translated code:
+    # without a flush at the hand-off Unicorn kept running the wrapper's.
+    # The kernel also runs the hand-off address again: one hand-off only.
+    sc = default_scenario().replace(
+        dtb=MemoryTree(memory=((0, 1 << 30),)).build(), wrapper_at=0x100)
+    b = Boot(sc, watch=watch)
+    seen = []
+    b.on_handoff(seen.append)
+    r = b.run()
+    assert r.exit == "kernel", r.message
+    assert r.kernel_report.dtb_magic_ok and r.initrd_intact
+    assert len(seen) == 1 and seen[0] == r.handoff
