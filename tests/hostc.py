@@ -42,7 +42,7 @@ def build_host_tool(name: str, sources: list[str], defines: tuple[str, ...] = ()
         tag += "-nosan"
     out = HOST_BUILD / tag
     srcs = [FIRMWARE / "host" / f"{name}.c", *[FIRMWARE / s for s in sources]]
-    deps = srcs + list((FIRMWARE / "include").glob("*.h"))
+    deps = srcs + list((FIRMWARE / "include").glob("*.h")) + list((FIRMWARE / "host").glob("*.h"))
     if out.exists() and all(out.stat().st_mtime >= d.stat().st_mtime for d in deps):
         return out
     HOST_BUILD.mkdir(parents=True, exist_ok=True)

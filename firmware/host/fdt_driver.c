@@ -14,8 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <errno.h>
 
+#include "read_file.h"
 #include "fdt.h"
 
 static unsigned char *tree;
@@ -25,37 +25,6 @@ static void die(const char *msg)
 {
 	fprintf(stderr, "fdt_driver: %s\n", msg);
 	exit(2);
-}
-
-static unsigned char *load_file(const char *name, size_t *lenp)
-{
-	FILE *f = fopen(name, "rb");
-	unsigned char *buf = NULL;
-	size_t len = 0, cap = 0, n;
-
-	if (!f)
-		die(strerror(errno));
-	for (;;) {
-		if (len == cap) {
-			cap = cap ? cap * 2 : 4096;
-			buf = realloc(buf, cap);
-			if (!buf)
-				die("out of memory");
-		}
-		n = fread(buf + len, 1, cap - len, f);
-		if (!n)
-			break;
-		len += n;
-	}
-	fclose(f);
-	/* Shrink to the exact size (at least one byte for malloc). */
-	unsigned char *exact = malloc(len ? len : 1);
-	if (!exact)
-		die("out of memory");
-	memcpy(exact, buf, len);
-	free(buf);
-	*lenp = len;
-	return exact;
 }
 
 /*
@@ -519,7 +488,7 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[1], "--probe")) {
 		for (i = 2; i < argc; i++) {
 			size_t len;
-			unsigned char *buf = load_file(argv[i], &len);
+			unsigned char *buf = read_file(argv[i], &len);
 
 			print_probe(probe(buf, len));
 			printf("\n");
@@ -527,7 +496,7 @@ int main(int argc, char **argv)
 		}
 		return 0;
 	}
-	tree = load_file(argv[1], &tree_len);
+	tree = read_file(argv[1], &tree_len);
 	for (i = 2; i < argc;)
 		i = run_op(argc, argv, i);
 	free(tree);

@@ -18,36 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "read_file.h"
+
 #include "gunzip.h"
-
-static unsigned char *read_file(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	unsigned char *buf = NULL;
-	size_t cap = 0, n = 0, got;
-
-	if (!f) {
-		perror(path);
-		exit(100);
-	}
-	for (;;) {
-		if (n == cap) {
-			cap = cap ? cap * 2 : 4096;
-			buf = realloc(buf, cap);
-			if (!buf)
-				exit(101);
-		}
-		got = fread(buf + n, 1, cap - n, f);
-		if (got == 0)
-			break;
-		n += got;
-	}
-	fclose(f);
-	/* shrink to the exact size so over-reads hit the redzone */
-	buf = realloc(buf, n ? n : 1);
-	*len = n;
-	return buf;
-}
 
 static unsigned long long parse_u64(const char *s)
 {
