@@ -11,6 +11,8 @@ import libfdt
 import pytest
 from elftools.elf.elffile import ELFFile
 
+from treeread import tree_contents
+
 from emulator import Boot, MemoryTree, boot, default_scenario
 from emulator.devices import initrd_checksum
 from emulator.elfimage import ElfImage
@@ -20,15 +22,7 @@ MiB = 1 << 20
 
 
 def chosen(dtb: bytes) -> dict[str, bytes]:
-    fdt = libfdt.Fdt(bytearray(dtb))
-    node = fdt.path_offset("/chosen")
-    out = {}
-    off = fdt.first_property_offset(node, [libfdt.NOTFOUND])
-    while off >= 0:
-        prop = fdt.get_property_by_offset(off)
-        out[prop.name] = bytes(prop)
-        off = fdt.next_property_offset(off, [libfdt.NOTFOUND])
-    return out
+    return tree_contents(dtb)["/chosen"]
 
 
 def test_default_boot_reaches_kernel_with_tree_and_initrd():

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import libfdt
+
+from treeread import properties, subnodes, tree_contents
 import pytest
 
 from emulator import Boot
@@ -79,37 +81,7 @@ def compiled(tmp_path_factory):
     return get
 
 
-# -- independent readings of a tree ------------------------------------------
-
-def _subnodes(fdt: libfdt.Fdt, node: int):
-    child = fdt.first_subnode(node, [libfdt.NOTFOUND])
-    while child >= 0:
-        yield child
-        child = fdt.next_subnode(child, [libfdt.NOTFOUND])
-
-
-def _props(fdt: libfdt.Fdt, node: int) -> dict[str, bytes]:
-    out = {}
-    off = fdt.first_property_offset(node, [libfdt.NOTFOUND])
-    while off >= 0:
-        prop = fdt.get_property_by_offset(off)
-        out[prop.name] = bytes(prop)
-        off = fdt.next_property_offset(off, [libfdt.NOTFOUND])
-    return out
-
-
-def tree_contents(dtb: bytes) -> dict[str, dict[str, bytes]]:
-    """Every node's path mapped to its properties."""
-    fdt = libfdt.Fdt(bytearray(dtb))
-    out: dict[str, dict[str, bytes]] = {}
-
-    def walk(node: int, path: str) -> None:
-        out[path] = _props(fdt, node)
-        for child in _subnodes(fdt, node):
-            walk(child, path.rstrip("/") + "/" + fdt.get_name(child))
-    walk(0, "/")
-    return out
-
+# -- independent readings of a tree (tree_contents: tests/treeread.py) -------
 
 def lost_or_changed(original: bytes, final: bytes,
                     allowed: set[tuple[str, str]] = frozenset()) -> list[str]:
@@ -134,11 +106,11 @@ def lost_or_changed(original: bytes, final: bytes,
 def block_at_zero(dtb: bytes) -> int | None:
     """Size of the /memory block starting at 0, read with the root's cells."""
     fdt = libfdt.Fdt(bytearray(dtb))
-    root = _props(fdt, 0)
+    root = properties(fdt, 0)
     ac = int.from_bytes(root.get("#address-cells", (2).to_bytes(4, "big")), "big")
     sc = int.from_bytes(root.get("#size-cells", (1).to_bytes(4, "big")), "big")
-    for node in _subnodes(fdt, 0):
-        props = _props(fdt, node)
+    for node in subnodes(fdt, 0):
+        props = properties(fdt, node)
         if props.get("device_type", b"").rstrip(b"\0") != b"memory":
             continue
         reg = props.get("reg", b"")
