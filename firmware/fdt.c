@@ -418,8 +418,9 @@ static int read_ncells(const void *fdt, int node, const char *name, int dflt)
 		return len == -FDT_ERR_NOTFOUND ? dflt : len;
 	if (len != 4)
 		return -FDT_ERR_BADNCELLS;
+	/* 0 is valid (the spec's /cpus has #size-cells = <0>); past 4, not. */
 	val = be32(p);
-	if (val < 1 || val > 4)
+	if (val > 4)
 		return -FDT_ERR_BADNCELLS;
 	return (int)val;
 }

@@ -48,7 +48,7 @@ static u64 find_rma_end(const void *fdt)
 	int ac = fdt_address_cells(fdt, 0), sc = fdt_size_cells(fdt, 0);
 	int node, len, i, stride;
 
-	if (ac < 0 || sc < 0 || ac > 2 || sc > 2)
+	if (ac < 1 || sc < 1 || ac > 2 || sc > 2)
 		fatal("device tree: root #address-cells %d / #size-cells %d "
 		      "not supported", ac, sc);
 	stride = 4 * (ac + sc);

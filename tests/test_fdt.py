@@ -228,6 +228,7 @@ CELLS_DTS = """
 	#size-cells = <2>;
 	none { };
 	zero { #address-cells = <0>; #size-cells = <5>; };
+	cpus { #address-cells = <1>; #size-cells = <0>; };
 	long { #address-cells = <0 1>; #size-cells = [01]; };
 	four { #address-cells = <4>; #size-cells = <4>; };
 };
@@ -240,10 +241,12 @@ def test_address_and_size_cells(drv):
                   "acells", "/none", "scells", "/none",
                   "acells", "/zero", "scells", "/zero",
                   "acells", "/long", "scells", "/long",
-                  "acells", "/four", "scells", "/four")
-    # Own property only (no inheritance); defaults 2 and 1; valid 1..4.
-    assert got == ["1", "2", "2", "1", err(BADNCELLS), err(BADNCELLS),
-                   err(BADNCELLS), err(BADNCELLS), "4", "4"]
+                  "acells", "/four", "scells", "/four",
+                  "acells", "/cpus", "scells", "/cpus")
+    # Own property only (no inheritance); defaults 2 and 1; valid 0..4
+    # (the devicetree spec's /cpus has #size-cells = <0>).
+    assert got == ["1", "2", "2", "1", "0", err(BADNCELLS),
+                   err(BADNCELLS), err(BADNCELLS), "4", "4", "1", "0"]
 
 
 @pytest.mark.parametrize("hexval, cells, want", [

@@ -66,7 +66,7 @@ int fdt_next_subnode(const void *fdt, int node);
 const char *fdt_get_name(const void *fdt, int node, int *lenp);
 const void *fdt_getprop(const void *fdt, int node, const char *name,
 			int *lenp);
-/* 1..4 from the node's own #address-cells (default 2) / #size-cells (1). */
+/* 0..4 from the node's own #address-cells (default 2) / #size-cells (1). */
 int fdt_address_cells(const void *fdt, int node);
 int fdt_size_cells(const void *fdt, int node);
 /* Reads a value of 'cells' 32-bit cells (1 or 2) at p into *val. */
