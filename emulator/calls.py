@@ -220,7 +220,8 @@ class GuestCaller:
         machine.on_code(self.return_pad, self._returned)
         self._startup_entry: int | None = None
         if startup_symbol is not None and startup_symbol in elf.symbols:
-            self._startup_entry = base + elf.function_entry(startup_symbol)
+            # crt0's `bl` lands on the local entry (ELFv2: past the TOC set-up).
+            self._startup_entry = base + elf.local_entry(startup_symbol)
             machine.on_code(self._startup_entry, self._startup_reached)
         if demand_paging:
             machine.uc.hook_add(UC_HOOK_MEM_READ_UNMAPPED | UC_HOOK_MEM_WRITE_UNMAPPED,

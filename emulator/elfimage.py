@@ -2,7 +2,11 @@
 
 Addresses here are link-time addresses; callers add the load offset.  For
 the ELFv1 ABI a function symbol names its descriptor in .opd, whose first
-doubleword is the code address: function_entry() resolves that.
+doubleword is the code address: function_entry() resolves that.  For
+ELFv2 a function symbol is its global entry point (entered with r12 = that
+address; its first instructions derive r2 from r12) and a call from within
+the image (`bl`) goes to the local entry point after that TOC set-up:
+local_entry() gives it.
 """
 
 from __future__ import annotations
@@ -66,6 +70,7 @@ class ElfImage:
             for s in self._elf.iter_segments() if s["p_type"] == "PT_LOAD"]
         if not self.segments:
             raise ElfImageError(f"{self.path}: no PT_LOAD segment")
+        self._local_offsets: dict[str, int] = {}   # filled with symbols
         opd = self._elf.get_section_by_name(".opd")
         self._opd = (opd["sh_addr"], opd.data()) if opd is not None else None
 
@@ -75,6 +80,11 @@ class ElfImage:
     @property
     def elfv1(self) -> bool:
         return self._opd is not None
+
+    @property
+    def elfv2(self) -> bool:
+        """e_flags' ABI version bits (EF_PPC64_ABI, the low two) say 2."""
+        return self._elf["e_flags"] & 3 == 2
 
     @property
     def span(self) -> tuple[int, int]:
@@ -96,6 +106,9 @@ class ElfImage:
             kind = {"STT_FUNC": "func", "STT_OBJECT": "object"}.get(t, "other")
             out.setdefault(sym.name, Symbol(sym.name, sym["st_value"],
                                             sym["st_size"], kind))
+            local = sym["st_other"]["local"]
+            if kind == "func" and local and sym.name not in self._local_offsets:
+                self._local_offsets[sym.name] = _local_entry_offset(local)
         return out
 
     def symbol(self, name: str) -> Symbol:
@@ -108,6 +121,13 @@ class ElfImage:
         """Link-time code address of a function (through .opd for ELFv1)."""
         sym = self.symbol(name)
         return self._code_address(sym.value)
+
+    def local_entry(self, name: str) -> int:
+        """Link-time local entry point of a function: where a `bl` from
+        within the image lands.  The global entry (function_entry) unless an
+        ELFv2 symbol says its local entry lies past it."""
+        entry = self.function_entry(name)
+        return entry + self._local_offsets.get(name, 0)
 
     def _code_address(self, value: int) -> int:
         if self._opd is not None:
@@ -175,3 +195,15 @@ class ElfImage:
             return SourceLocation(func, None, None)
         file, line = lines[i]
         return SourceLocation(func, file, line)
+
+
+def _local_entry_offset(bits: int) -> int:
+    """Bytes from global to local entry, from the three st_other bits the
+    ELFv2 ABI gives them (64-bit ELF V2 ABI, "Symbol Values"): 0 and 1 mean
+    the same address (1: r2 is not preserved), 2..6 mean (1 << bits) >> 2
+    instructions, 7 is reserved."""
+    if bits <= 1:
+        return 0
+    if bits == 7:
+        raise ElfImageError("reserved local-entry encoding 7 in st_other")
+    return ((1 << bits) >> 2) * 4

@@ -1,7 +1,7 @@
 """Firmware builds and image composition.
 
 A FirmwareBuild is one configuration of firmware/ (heap policy, injected
-fault) in its own build directory, made with firmware/Makefile.  compose()
+fault, ABI) in its own build directory, made with firmware/Makefile.  compose()
 links that build's wrapper with another payload (a test kernel of another
 memory size, an attached initrd), through the Makefile's compose target so
 there is one set of link flags; results are cached by content.
@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FIRMWARE_SRC = ROOT / "firmware"
 BUILD_ROOT = ROOT / "build"
 POLICIES = ("fixed", "seed")
+ABIS = ("elfv1", "elfv2")
 CROSS_DEFAULT = "powerpc64-linux-gnu-"
 
 
@@ -60,17 +61,22 @@ def _sources_stamp() -> float:
 class FirmwareBuild:
     policy: str = "fixed"
     fault: str | None = None
+    abi: str = "elfv1"      # "elfv2": built with gcc -mabi=elfv2 (make ABI=elfv2)
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
             raise FirmwareError(f"unknown heap policy {self.policy!r}: "
                                 f"choose one of {', '.join(POLICIES)}")
+        if self.abi not in ABIS:
+            raise FirmwareError(f"unknown ABI {self.abi!r}: choose one of {', '.join(ABIS)}")
 
     @property
     def directory(self) -> Path:
         name = "firmware" if self.policy == "fixed" else f"firmware-{self.policy}"
         if self.fault:
             name += f"-fault-{self.fault.lower()}"
+        if self.abi != "elfv1":
+            name += f"-{self.abi}"
         return BUILD_ROOT / name
 
     @property
@@ -80,6 +86,9 @@ class FirmwareBuild:
     @property
     def kernel_elf(self) -> Path:
         return self.directory / "testkernel.elf"
+
+    def _run_make(self, *args: str, **variables: str) -> None:
+        _make(self.directory, *args, ABI=self.abi, **variables)
 
     def ensure_built(self) -> "FirmwareBuild":
         """Runs make when the sources changed since this process last did
@@ -91,7 +100,7 @@ class FirmwareBuild:
         variables = {"POLICY": self.policy}
         if self.fault:
             variables["FAULT"] = self.fault
-        _make(self.directory, **variables)
+        self._run_make(**variables)
         _built[self.directory] = stamp
         return self
 
@@ -106,7 +115,7 @@ class FirmwareBuild:
                f"testkernel-bss-{bss:x}-{objects.hexdigest()[:12]}.elf")
         if not out.exists():
             out.parent.mkdir(parents=True, exist_ok=True)
-            _make(self.directory, "testkernel", KERNEL_BSS=hex(bss),
+            self._run_make("testkernel", KERNEL_BSS=hex(bss),
                   KERNEL_OUT=str(out), POLICY=self.policy)
         return out
 
@@ -141,5 +150,5 @@ class FirmwareBuild:
             variables["FAULT"] = self.fault
         if not compressed:
             variables["COMPRESS"] = "none"
-        _make(self.directory, "compose", **variables)
+        self._run_make("compose", **variables)
         return out

@@ -413,13 +413,21 @@ class RangeMirror:
         self._h = (h_addr - self._span, h_addr - self._span + h_size)
         self.ranges_addr, self.heap_addr = r_addr, h_addr
         self.entries: dict[str, int] = {}
+        self.local_entries: dict[str, int] = {}    # ELFv2, where they differ
         for fn in API:
             if fn.symbol not in elf.symbols:
                 raise MirrorError(f"{elf.path}: no function {fn.symbol!r} to mirror")
             entry = base + elf.function_entry(fn.symbol)
             self.entries[fn.symbol] = entry
             self._block_hook(entry, self._entry_hook(fn))
-        link_entries = {e - base for e in self.entries.values()}
+            # ELFv2: calls from the C enter at the local entry, past the TOC
+            # set-up; a call from outside (a GuestCaller) at the global one.
+            local = base + elf.local_entry(fn.symbol)
+            if local != entry:
+                self.local_entries[fn.symbol] = local
+                self._block_hook(local, self._entry_hook(fn, local=True))
+        link_entries = {e - base for e in chain(self.entries.values(),
+                                                self.local_entries.values())}
         self.return_sites: set[int] = set()
         for site in _call_sites(elf, link_entries):
             self.add_return_site(base + site)
@@ -455,7 +463,7 @@ class RangeMirror:
             self.return_sites.add(addr)
             self._block_hook(addr, self.returned)
 
-    def _entry_hook(self, fn: ApiFunction) -> Callable[[int], None]:
+    def _entry_hook(self, fn: ApiFunction, local: bool = False) -> Callable[[int], None]:
         uc = self.uc
         read = self.regs.read
         nargs = fn.nargs
@@ -468,6 +476,11 @@ class RangeMirror:
         def entered(pc: int) -> None:
             stack = self._stack
             sp, lr, *rest = head()
+            if local and stack and stack[-1][0] is fn and stack[-1][1] == sp \
+                    and stack[-1][2] == lr:
+                # Entered at the global entry, whose translation block ended
+                # before the local one (a page boundary): the same call.
+                return
             if lr not in self.return_sites:
                 # A call through a pointer: watch its return address from now on.
                 self.add_return_site(lr)
