@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 firmware: toolchain
-	@$(MAKE) -s -C firmware O=$(CURDIR)/build/firmware
+	@$(MAKE) -s -C firmware O=$(CURDIR)/build/firmware$(if $(filter elfv2,$(ABI)),-elfv2)
 
 demo: setup
 	$(BIN)/bwemu boot
