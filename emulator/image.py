@@ -10,6 +10,7 @@ there is one set of link flags; results are cached by content.
 from __future__ import annotations
 
 import hashlib
+import re
 import os
 import shutil
 import subprocess
@@ -50,6 +51,16 @@ def _make(build_dir: Path, *args: str, **variables: str) -> None:
 _built: dict[Path, float] = {}
 
 
+def known_faults() -> list[str]:
+    """The deliberate faults the firmware sources can be built with: each
+    is an `#ifdef FAULT_NAME` (or #ifndef) somewhere in firmware/."""
+    names: set[str] = set()
+    for src in FIRMWARE_SRC.rglob("*.c"):
+        names.update(re.findall(r"^#\s*if(?:n?def\s+|.*defined\()FAULT_(\w+)",
+                                src.read_text(errors="replace"), re.M))
+    return sorted(names)
+
+
 def _sources_stamp() -> float:
     """The newest modification time among the firmware sources."""
     return max(p.stat().st_mtime for p in FIRMWARE_SRC.rglob("*")
@@ -67,6 +78,9 @@ class FirmwareBuild:
         if self.policy not in POLICIES:
             raise FirmwareError(f"unknown heap policy {self.policy!r}: "
                                 f"choose one of {', '.join(POLICIES)}")
+        if self.fault is not None and self.fault not in known_faults():
+            raise FirmwareError(f"unknown fault {self.fault!r}: the firmware has "
+                                f"{', '.join(known_faults())}")
         if self.abi not in ABIS:
             raise FirmwareError(f"unknown ABI {self.abi!r}: choose one of {', '.join(ABIS)}")
 
