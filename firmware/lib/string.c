@@ -24,13 +24,13 @@ NO_LIBCALLS void *memset(void *s, int c, size_t n)
 {
 	u8 *p = s;
 	u8 b = (u8)c;
+	u64 w = b * 0x0101010101010101ULL;
 
-	if (IS_ALIGNED(p)) {
-		u64 w = b * 0x0101010101010101ULL;
-
-		for (; n >= WORD; n -= WORD, p += WORD)
-			*(word_t *)p = w;
-	}
+	/* Bytes up to the first word boundary, then whole words. */
+	for (; n && !IS_ALIGNED(p); n--)
+		*p++ = b;
+	for (; n >= WORD; n -= WORD, p += WORD)
+		*(word_t *)p = w;
 	while (n--)
 		*p++ = b;
 	return s;
@@ -41,7 +41,10 @@ NO_LIBCALLS void *memcpy(void *dst, const void *src, size_t n)
 	u8 *d = dst;
 	const u8 *s = src;
 
-	if (IS_ALIGNED(d) && IS_ALIGNED(s)) {
+	/* Words when both can reach a word boundary together. */
+	if (((uintptr_t)d & (WORD - 1)) == ((uintptr_t)s & (WORD - 1))) {
+		for (; n && !IS_ALIGNED(d); n--)
+			*d++ = *s++;
 		for (; n >= WORD; n -= WORD, d += WORD, s += WORD)
 			*(word_t *)d = *(const word_t *)s;
 	}
