@@ -480,7 +480,9 @@ def random_trees(draw, depth=0):
 
 
 def build_with_fdtsw(tree, rsv) -> bytes:
-    sw = libfdt.FdtSw()
+    # Room up front: pylibfdt grows its buffer for properties but not for
+    # every call (a larger random tree ended in FDT_ERR_NOSPACE).
+    sw = libfdt.FdtSw(1 << 16)
     for addr, size in rsv:
         sw.add_reservemap_entry(addr, size)
     sw.finish_reservemap()
