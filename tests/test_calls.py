@@ -6,21 +6,16 @@ taken from running the code.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from emulator.calls import (CallBudgetExhausted, CallSetupError, ContextSnapshot,  # noqa: E402
+from emulator.calls import (CallBudgetExhausted, CallSetupError, ContextSnapshot,
                             GuestCaller, GuestFault, RegionSnapshot, signed32)
-from emulator.elfimage import ElfImage  # noqa: E402
-from emulator.image import FirmwareBuild  # noqa: E402
-from emulator.machine import Machine  # noqa: E402
-from emulator.mirror import HARNESS_BASE, RangeHarness  # noqa: E402
+from emulator.elfimage import ElfImage
+from emulator.image import FirmwareBuild
+from emulator.machine import Machine
+from emulator.mirror import HARNESS_BASE, RangeHarness
 
 U64_MAX = (1 << 64) - 1
 

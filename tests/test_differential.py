@@ -12,24 +12,19 @@ differential search finds it and shrinks it to a short sequence.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, assume, find, given, settings
 from hypothesis import strategies as st
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from emulator import Boot, default_scenario  # noqa: E402
-from emulator.image import FirmwareBuild  # noqa: E402
-from emulator.mirror import DivergenceError, RangeHarness, format_table  # noqa: E402
-from emulator.native import SENTINEL, DriverError, HostRanges  # noqa: E402
-from tests.hostc import build_host_tool  # noqa: E402
-from tests.strategies import RMA_ENDS, any_sequence, many_disjoint_ranges  # noqa: E402
-from wrapper_model import Op, OpResult, RangeTable  # noqa: E402
+from emulator import Boot, default_scenario
+from emulator.image import FirmwareBuild
+from emulator.mirror import DivergenceError, RangeHarness, format_table
+from emulator.native import SENTINEL, DriverError, HostRanges
+from tests.hostc import build_host_tool
+from tests.strategies import RMA_ENDS, any_sequence, many_disjoint_ranges
+from wrapper_model import Op, OpResult, RangeTable
 
 U64_MAX = (1 << 64) - 1
 FAULTS = ("NO_MERGE_ADJACENT", "OVERFLOW_OFF_BY_ONE", "STALE_TAIL", "FULL_CORRUPTS")

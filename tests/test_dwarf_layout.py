@@ -10,23 +10,17 @@ from __future__ import annotations
 
 import os
 import struct as pystruct
-import sys
 from pathlib import Path
 
 import pytest
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
-# Plain `pytest` puts tests/ on sys.path, not the repository root.
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from emulator.dwarf_layout import DwarfLayoutError, clear_cache, struct_layout  # noqa: E402
-from tests.layout_helpers import REAL_OBJECTS_C, compile_guest_object, real_layouts  # noqa: E402
-from wrapper_model import RangeTable  # noqa: E402
-from wrapper_model.constants import ALLOC_MAX_RECORDS, RANGES_MAX, U64_MAX  # noqa: E402
-from wrapper_model.layout import (  # noqa: E402
+from emulator.dwarf_layout import DwarfLayoutError, clear_cache, struct_layout
+from tests.layout_helpers import REAL_OBJECTS_C, compile_guest_object, real_layouts
+from wrapper_model import RangeTable
+from wrapper_model.constants import ALLOC_MAX_RECORDS, RANGES_MAX, U64_MAX
+from wrapper_model.layout import (
     ArrayLayout,
     FieldDiff,
     LayoutError,

@@ -10,23 +10,17 @@ on the ELFv2 build, with the ELFv1 build's results as the reference.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 from hypothesis import given, settings
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
-from emulator import Boot, default_scenario  # noqa: E402
-from emulator.elfimage import ElfImage, ElfImageError, _local_entry_offset  # noqa: E402
-from emulator.image import FirmwareBuild, FirmwareError  # noqa: E402
-from emulator.mirror import API, DivergenceError, RangeHarness  # noqa: E402
-from tests.strategies import any_sequence  # noqa: E402
-from tests.test_differential import DIFF_SETTINGS, run_guest  # noqa: E402
-from wrapper_model import Op  # noqa: E402
+from emulator import Boot, default_scenario
+from emulator.elfimage import ElfImage, ElfImageError, _local_entry_offset
+from emulator.image import FirmwareBuild, FirmwareError
+from emulator.mirror import API, DivergenceError, RangeHarness
+from tests.strategies import any_sequence
+from tests.test_differential import DIFF_SETTINGS, run_guest
+from wrapper_model import Op
 
 
 @pytest.fixture(scope="module")

@@ -8,17 +8,12 @@ behaviour test here fails against it.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from emulator.native import SENTINEL, HostRanges  # noqa: E402
-from tests.hostc import build_host_tool  # noqa: E402
+from emulator.native import SENTINEL, HostRanges
+from tests.hostc import build_host_tool
 
 U64_MAX = (1 << 64) - 1
 OK, OVERFLOW, INVERTED, FULL, NOSPACE, NOHEAP = 0, -1, -2, -3, -4, -5

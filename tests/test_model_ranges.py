@@ -9,22 +9,16 @@ bytes it renders for the guest's structs.
 from __future__ import annotations
 
 import dataclasses
-import sys
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-# Plain `pytest` puts tests/ on sys.path, not the repository root.
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from tests.layout_helpers import real_layouts  # noqa: E402
-from tests.strategies import any_sequence, many_disjoint_ranges, op_sequences  # noqa: E402
-from wrapper_model import HeapModel, Op, OpResult, RangeTable, RangeTableState  # noqa: E402
-from wrapper_model.constants import (  # noqa: E402
+from tests.layout_helpers import real_layouts
+from tests.strategies import any_sequence, many_disjoint_ranges, op_sequences
+from wrapper_model import HeapModel, Op, OpResult, RangeTable, RangeTableState
+from wrapper_model.constants import (
     ALLOC_FREE,
     ALLOC_MAX_RECORDS,
     ALLOC_USED,
@@ -33,8 +27,8 @@ from wrapper_model.constants import (  # noqa: E402
     U64_MAX,
     RangesErr,
 )
-from wrapper_model.heap import AllocRecord, BlockCopy  # noqa: E402
-from wrapper_model.layout import StructLayout, render_heap, render_range_table  # noqa: E402
+from wrapper_model.heap import AllocRecord, BlockCopy
+from wrapper_model.layout import StructLayout, render_heap, render_range_table
 
 OK, OVERFLOW, INVERTED, FULL, NOSPACE, NOHEAP = (
     RangesErr.OK, RangesErr.OVERFLOW, RangesErr.INVERTED, RangesErr.FULL,
