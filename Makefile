@@ -19,8 +19,10 @@ $(VENV)/.installed: pyproject.toml
 	@scripts/setup-python $(PYTHON) $(VENV)
 	@touch $@
 
+# firmware/Makefile picks the build directory from the whole configuration
+# (POLICY, FAULT, ABI: build/firmware, build/firmware-seed, ...).
 firmware: toolchain
-	@$(MAKE) -s -C firmware O=$(CURDIR)/build/firmware$(if $(filter elfv2,$(ABI)),-elfv2)
+	@$(MAKE) -s -C firmware
 
 demo: setup
 	$(BIN)/bwemu boot
