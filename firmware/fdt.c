@@ -15,7 +15,8 @@
 #include "fdt.h"
 #include "fdt_internal.h"
 
-static const char *const fdt_errtext[FDT_ERR_MAX + 1] = {
+/* Indexed by the code; libfdt's codes we do not use have no text. */
+static const char *const fdt_errtext[] = {
 	[0]			= "no error",
 	[FDT_ERR_NOTFOUND]	= "no such node or property",
 	[FDT_ERR_EXISTS]	= "node already exists",
@@ -27,14 +28,15 @@ static const char *const fdt_errtext[FDT_ERR_MAX + 1] = {
 	[FDT_ERR_BADVERSION]	= "device tree version not understood",
 	[FDT_ERR_BADSTRUCTURE]	= "structure block tokens out of order",
 	[FDT_ERR_BADLAYOUT]	= "device tree blocks misplaced or overlapping",
-	[FDT_ERR_BADVALUE]	= "property value of the wrong size",
 	[FDT_ERR_BADNCELLS]	= "bad #address-cells or #size-cells",
+	[FDT_ERR_BADVALUE]	= "property value of the wrong size",
 };
 
 const char *fdt_strerror(int err)
 {
 	/* Codes are negative; accept 0 too.  Anything else is unknown. */
-	if (err <= 0 && err >= -FDT_ERR_MAX)
+	if (err <= 0 && err > -(int)ARRAY_SIZE(fdt_errtext) &&
+	    fdt_errtext[-err])
 		return fdt_errtext[-err];
 	return "unknown device tree error";
 }

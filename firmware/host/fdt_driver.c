@@ -5,6 +5,7 @@
  *   fdt_driver FILE OP ARGS... [OP ARGS...]...
  *   fdt_driver --probe FILE...        one line per file: probe result
  *   fdt_driver FILE mutate            probe every single-byte corruption
+ *   fdt_driver FILE errcodes          fdt.h's FDT_ERR_* codes, NAME=NUMBER
  *
  * A NODE argument is a path ("/chosen") or a raw offset ("@12").  Integer
  * results print as numbers; any error prints as "err N" with N negative.
@@ -264,6 +265,18 @@ static void mutate_all(void)
 	free(copy);
 }
 
+/* The error codes fdt.h defines, by name, for comparison with libfdt's. */
+#define ERRCODE(name)	{ "FDT_ERR_" #name, FDT_ERR_##name }
+static const struct {
+	const char *name;
+	int code;
+} errcodes[] = {
+	ERRCODE(NOTFOUND), ERRCODE(EXISTS), ERRCODE(NOSPACE),
+	ERRCODE(BADOFFSET), ERRCODE(BADPATH), ERRCODE(TRUNCATED),
+	ERRCODE(BADMAGIC), ERRCODE(BADVERSION), ERRCODE(BADSTRUCTURE),
+	ERRCODE(BADLAYOUT), ERRCODE(BADNCELLS), ERRCODE(BADVALUE),
+};
+
 static int need(int argc, int i, int n)
 {
 	if (i + n >= argc)
@@ -295,6 +308,11 @@ static int run_op(int argc, char **argv, int i)
 		next = need(argc, i, 1);
 		printf("%s\n", fdt_strerror(atoi(argv[i + 1])));
 		return next;
+	}
+	if (!strcmp(op, "errcodes")) {
+		for (size_t k = 0; k < sizeof(errcodes) / sizeof(errcodes[0]); k++)
+			printf("%s=%d\n", errcodes[k].name, errcodes[k].code);
+		return i + 1;
 	}
 	if (!strcmp(op, "readcells")) {
 		next = need(argc, i, 2);

@@ -20,19 +20,23 @@
 #define FDT_FIRST_VERSION	16	/* oldest version read */
 #define FDT_LAST_VERSION	17	/* version written */
 
+/*
+ * Error codes, returned negated.  The names and numbers are libfdt's
+ * (libfdt.h), so a code means the same here, in dtc's tools and in
+ * pylibfdt; libfdt's codes this code never returns are left out.
+ */
 #define FDT_ERR_NOTFOUND	1	/* no such node or property */
 #define FDT_ERR_EXISTS		2	/* node already exists */
 #define FDT_ERR_NOSPACE		3	/* buffer too small */
 #define FDT_ERR_BADOFFSET	4	/* offset is not a node/property */
 #define FDT_ERR_BADPATH		5	/* malformed path */
-#define FDT_ERR_TRUNCATED	6	/* structure runs past the blob */
-#define FDT_ERR_BADMAGIC	7	/* not a device tree */
-#define FDT_ERR_BADVERSION	8	/* version not understood */
-#define FDT_ERR_BADSTRUCTURE	9	/* tokens out of order */
-#define FDT_ERR_BADLAYOUT	10	/* blocks overlap or misordered */
-#define FDT_ERR_BADVALUE	11	/* property value of the wrong size */
-#define FDT_ERR_BADNCELLS	12	/* #address-cells/#size-cells invalid */
-#define FDT_ERR_MAX		12
+#define FDT_ERR_TRUNCATED	8	/* structure runs past the blob */
+#define FDT_ERR_BADMAGIC	9	/* not a device tree */
+#define FDT_ERR_BADVERSION	10	/* version not understood */
+#define FDT_ERR_BADSTRUCTURE	11	/* tokens out of order */
+#define FDT_ERR_BADLAYOUT	12	/* blocks overlap or misordered */
+#define FDT_ERR_BADNCELLS	14	/* #address-cells/#size-cells invalid */
+#define FDT_ERR_BADVALUE	15	/* property value of the wrong size */
 
 struct fdt_header {
 	u32 magic;
