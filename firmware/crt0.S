@@ -11,6 +11,7 @@
  * and call start_wrapper(dtb, base, loader_r4).
  */
 #include "asm.h"
+#include "guest_abi.h"
 
 	.section ".text.entry", "ax"
 	.globl	_start
@@ -70,15 +71,18 @@ _start:
 	nop
 	/* start_wrapper never returns; if it does, say so. */
 	LOAD_PCREL(%r3, %r29, msg_returned, 1b)
+	li	%r4, BW_FATAL_RETURNED
 	b	stop
 
 bad_reloc:
 	LOAD_PCREL(%r3, %r29, msg_bad_reloc, 1b)
+	li	%r4, BW_FATAL_RELOC
 	b	stop
 
 /*
- * bw_stop(message): the wrapper's end on a fatal error.  The trap is what
- * the emulator (and a debugger) recognise; r3 points at the message.
+ * bw_stop(message, code): the wrapper's end on a fatal error.  The trap is
+ * what the emulator (and a debugger) recognise; r3 points at the message,
+ * r4 holds the BW_FATAL_* code (guest_abi.h).
  */
 FUNC_START(bw_stop)
 stop:	tw	31, 0, 0

@@ -49,8 +49,8 @@ static u64 find_rma_end(const void *fdt)
 	int node, len, i, stride;
 
 	if (ac < 1 || sc < 1 || ac > 2 || sc > 2)
-		fatal("device tree: root #address-cells %d / #size-cells %d "
-		      "not supported", ac, sc);
+		fatal(BW_FATAL_ROOT_CELLS, "device tree: root #address-cells %d "
+		      "/ #size-cells %d not supported", ac, sc);
 	stride = 4 * (ac + sc);
 	for (node = fdt_first_subnode(fdt, 0); node >= 0;
 	     node = fdt_next_subnode(fdt, node)) {
@@ -70,8 +70,8 @@ static u64 find_rma_end(const void *fdt)
 				return size;
 		}
 	}
-	fatal("device tree: no /memory block starts at address 0 "
-	      "(cannot find the real-mode area)");
+	fatal(BW_FATAL_NO_RMA, "device tree: no /memory block starts at "
+	      "address 0 (cannot find the real-mode area)");
 }
 
 static u64 read_chosen_addr(const void *fdt, int chosen, const char *name,
@@ -85,21 +85,23 @@ static u64 read_chosen_addr(const void *fdt, int chosen, const char *name,
 	if (!p)
 		return 0;
 	if (len != 4 && len != 8)
-		fatal("device tree: /chosen %s is %d bytes, not 4 or 8", name,
+		fatal(BW_FATAL_CHOSEN_PROP_SIZE,
+		      "device tree: /chosen %s is %d bytes, not 4 or 8", name,
 		      len);
 	fdt_read_cells(p, len / 4, &val);
 	*found = 1;
 	return val;
 }
 
-static void mark(const char *what, u64 start, u64 size)
+/* Records a range in use; code is the fatal stop should that fail. */
+static void mark(const char *what, u64 start, u64 size, int code)
 {
 	int err = ranges_add(start, size);
 
 	printf("  occupied: 0x%016llx..0x%016llx %s\n", start, start + size,
 	       what);
 	if (err)
-		fatal("cannot record %s at 0x%llx: %s", what, start,
+		fatal(code, "cannot record %s at 0x%llx: %s", what, start,
 		      ranges_strerror(err));
 }
 
@@ -110,32 +112,36 @@ static void add_known_ranges(struct boot_info *bi)
 	int chosen = fdt_path_offset(fdt, "/chosen");
 	int n, i, f1 = 0, f2 = 0;
 
-	mark("wrapper", bi->load_addr, bi->image_end - bi->load_addr);
-	mark("device tree", (u64)fdt, fdt_totalsize(fdt));
+	mark("wrapper", bi->load_addr, bi->image_end - bi->load_addr,
+	     BW_FATAL_KNOWN_RANGE);
+	mark("device tree", (u64)fdt, fdt_totalsize(fdt),
+	     BW_FATAL_KNOWN_RANGE);
 	if (chosen >= 0) {
 		u64 s = read_chosen_addr(fdt, chosen, "linux,initrd-start", &f1);
 		u64 e = read_chosen_addr(fdt, chosen, "linux,initrd-end", &f2);
 
 		if (f1 != f2)
-			fatal("device tree: /chosen has only one of "
-			      "linux,initrd-start and linux,initrd-end");
+			fatal(BW_FATAL_INITRD_HALF, "device tree: /chosen has "
+			      "only one of linux,initrd-start and "
+			      "linux,initrd-end");
 		if (f1 && e < s)
-			fatal("device tree: initrd ends (0x%llx) before it "
-			      "starts (0x%llx)", e, s);
+			fatal(BW_FATAL_INITRD_INVERTED, "device tree: initrd "
+			      "ends (0x%llx) before it starts (0x%llx)", e, s);
 		if (f1 && e > s) {
 			bi->initrd_start = s;
 			bi->initrd_end = e;
-			mark("initrd", s, e - s);
+			mark("initrd", s, e - s, BW_FATAL_KNOWN_RANGE);
 		}
 	}
 	n = fdt_num_mem_rsv(fdt);
 	if (n < 0)
-		fatal("device tree: reserve map: %s", fdt_strerror(n));
+		fatal(BW_FATAL_RESERVE_MAP, "device tree: reserve map: %s",
+		      fdt_strerror(n));
 	for (i = 0; i < n; i++) {
 		u64 addr, size;
 
 		fdt_get_mem_rsv(fdt, i, &addr, &size);
-		mark("reserved", addr, size);
+		mark("reserved", addr, size, BW_FATAL_KNOWN_RANGE);
 	}
 }
 
@@ -144,7 +150,8 @@ static void init_heap(void)
 	int err = ranges_init_malloc();
 
 	if (err)
-		fatal("no room for the heap: %s", ranges_strerror(err));
+		fatal(BW_FATAL_HEAP, "no room for the heap: %s",
+		      ranges_strerror(err));
 	printf("  heap:     0x%016llx..0x%016llx\n", ranges.heap_start,
 	       ranges.heap_end);
 }
@@ -156,12 +163,13 @@ static void reserve_kernel_footprint(struct boot_info *bi, u64 size)
 	if (ranges_is_free(0, size)) {
 		int err = ranges_vmlinux_alloc(size, &kernel_placed_at);
 
+		/* ranges_vmlinux_alloc failing: docs/kexec.md's kernel step. */
 		if (err)
-			fatal("cannot record the kernel at 0: %s",
+			fatal(BW_FATAL_KERNEL, "cannot record the kernel at 0: %s",
 			      ranges_strerror(err));
 		kernel_placed = 1;
 	} else {
-		mark("kernel footprint", 0, size);
+		mark("kernel footprint", 0, size, BW_FATAL_KERNEL_RESERVE);
 	}
 }
 
@@ -175,7 +183,8 @@ static void move_initrd_out_of(struct boot_info *bi, u64 size)
 		return;
 	p = malloc(len);
 	if (!p)
-		fatal("no room to move the initrd out of the kernel's way");
+		fatal(BW_FATAL_INITRD_MOVE,
+		      "no room to move the initrd out of the kernel's way");
 	memmove(p, (void *)bi->initrd_start, len);
 	printf("initrd moved from 0x%llx to %p\n", bi->initrd_start, p);
 	bi->initrd_start = (u64)p;
@@ -218,7 +227,8 @@ static int kexec_finalize(struct boot_info *bi)
 
 	bi->dtb = malloc(size);
 	if (!bi->dtb)
-		fatal("no room for the final device tree (0x%llx bytes)", size);
+		fatal(BW_FATAL_DTB,
+		      "no room for the final device tree (0x%llx bytes)", size);
 	bi->dtb_size = size;
 	err = fdt_open_into(bi->dtb_in, bi->dtb, size);
 	if (err)

@@ -24,7 +24,7 @@ const struct platform_ops *platform = &kexec_platform;
 
 static char fatal_message[256];
 
-void fatal(const char *fmt, ...)
+void fatal(int code, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
@@ -36,7 +36,7 @@ void fatal(const char *fmt, ...)
 	va_end(ap);
 	console_write(fatal_message, strlen(fatal_message));
 	console_write("\n", 1);
-	bw_stop(fatal_message);
+	bw_stop(fatal_message, code);
 }
 
 void kernel_image_get(struct kernel_image *ki)
@@ -54,14 +54,16 @@ static void kernel_image_read(const struct kernel_image *ki, void *dst,
 
 	if (!ki->gzipped) {
 		if (skip > ki->size || len > ki->size - skip)
-			fatal("kernel image: bytes 0x%llx..0x%llx past its end "
+			fatal(BW_FATAL_KERNEL_SHORT,
+			      "kernel image: bytes 0x%llx..0x%llx past its end "
 			      "(0x%llx)", skip, skip + len, (u64)ki->size);
 		memcpy(dst, ki->data + skip, len);
 		return;
 	}
 	got = gunzip_range(ki->data, ki->size, dst, skip, len);
 	if (got < 0)
-		fatal("kernel image: %s", gunzip_strerror((int)got));
+		fatal(BW_FATAL_KERNEL_GZIP, "kernel image: %s",
+		      gunzip_strerror((int)got));
 }
 
 void kernel_image_probe(const struct kernel_image *ki, struct elf_info *ei)
@@ -72,12 +74,13 @@ void kernel_image_probe(const struct kernel_image *ki, struct elf_info *ei)
 	int err;
 
 	if (ki->size == 0)
-		fatal("no kernel in the image");
+		fatal(BW_FATAL_NO_KERNEL, "no kernel in the image");
 	if (ki->gzipped) {
 		s64 total = gunzip_size(ki->data, ki->size);
 
 		if (total < 0)
-			fatal("kernel image: %s", gunzip_strerror((int)total));
+			fatal(BW_FATAL_KERNEL_GZIP, "kernel image: %s",
+			      gunzip_strerror((int)total));
 		if ((u64)total < len)
 			len = total;
 	} else if (ki->size < len) {
@@ -86,7 +89,7 @@ void kernel_image_probe(const struct kernel_image *ki, struct elf_info *ei)
 	kernel_image_read(ki, hdr, 0, len);
 	err = elf_parse(hdr, len, ei);
 	if (err)
-		fatal("kernel image: %s", elf_strerror(err));
+		fatal(BW_FATAL_KERNEL_ELF, "kernel image: %s", elf_strerror(err));
 }
 
 /* Inflates every PT_LOAD segment to addr and zeroes what follows each. */
@@ -117,7 +120,8 @@ static void attached_initrd(struct boot_info *bi)
 		       "0x%llx..0x%llx\n", bi->initrd_start, bi->initrd_end);
 	p = malloc(size);
 	if (!p)
-		fatal("no room for the attached initrd (0x%llx bytes)", size);
+		fatal(BW_FATAL_INITRD_ALLOC,
+		      "no room for the attached initrd (0x%llx bytes)", size);
 	memmove(p, _initrd_start, size);
 	bi->initrd_start = (u64)p;
 	bi->initrd_end = (u64)p + size;
@@ -137,7 +141,8 @@ void start_wrapper(void *dtb, u64 base, u64 loader_r4)
 
 	err = fdt_check_header(dtb);
 	if (err)
-		fatal("device tree at %p: %s", dtb, fdt_strerror(err));
+		fatal(BW_FATAL_TREE, "device tree at %p: %s", dtb,
+		      fdt_strerror(err));
 	console_open(dtb);
 	printf("\nbwemu wrapper: running at 0x%llx..0x%llx (loader said 0x%llx),"
 	       " device tree at %p\n", base, bi.image_end, loader_r4, dtb);
@@ -151,11 +156,13 @@ void start_wrapper(void *dtb, u64 base, u64 loader_r4)
 	bi.kernel_size = ei.memsize;
 	err = platform->init(&bi);
 	if (err)
-		fatal("platform %s: init failed (%d)", platform->name, err);
+		fatal(BW_FATAL_PLATFORM_INIT, "platform %s: init failed (%d)",
+		      platform->name, err);
 
 	err = platform->kernel_alloc(&bi, ei.memsize, &bi.kernel_addr);
 	if (err)
-		fatal("no room for the kernel (0x%llx bytes)", ei.memsize);
+		fatal(BW_FATAL_KERNEL, "no room for the kernel (0x%llx bytes)",
+		      ei.memsize);
 	printf("kernel: 0x%llx bytes at 0x%llx\n", ei.memsize, bi.kernel_addr);
 	kernel_image_load(&ki, &ei, bi.kernel_addr);
 	bi.kernel_entry = bi.kernel_addr + ei.entry;
@@ -163,7 +170,7 @@ void start_wrapper(void *dtb, u64 base, u64 loader_r4)
 	attached_initrd(&bi);
 	err = platform->finalize(&bi);
 	if (err)
-		fatal("device tree: %s", fdt_strerror(err));
+		fatal(BW_FATAL_FINAL_TREE, "device tree: %s", fdt_strerror(err));
 
 	printf("entering kernel at 0x%llx, device tree at %p\n",
 	       bi.kernel_entry, bi.dtb);

@@ -6,6 +6,7 @@
 #define BW_OPS_H
 
 #include "types.h"
+#include "guest_abi.h"
 
 /* Where everything is while the wrapper runs; filled in as boot proceeds. */
 struct boot_info {
@@ -52,12 +53,18 @@ extern const struct platform_ops *platform;
 int console_open(const void *fdt);
 void console_write(const char *buf, size_t len);
 
-/* main.c */
-void __attribute__((noreturn)) fatal(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2)));
+/*
+ * main.c: prints "FATAL: " and the message, then stops with bw_stop.  code
+ * is a BW_FATAL_* from guest_abi.h naming the check that failed, never 0.
+ */
+void __attribute__((noreturn)) fatal(int code, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
-/* crt0.S: never returns.  r3 = message, seen by the emulator as a trap. */
-void __attribute__((noreturn)) bw_stop(const char *message);
+/*
+ * crt0.S: never returns.  The emulator sees a trap with r3 = message and
+ * r4 = code (a BW_FATAL_*).
+ */
+void __attribute__((noreturn)) bw_stop(const char *message, int code);
 void __attribute__((noreturn)) bw_enter_kernel(u64 dtb, u64 kernel,
 					       u64 entry);
 

@@ -1,0 +1,333 @@
+"""Every fatal stop names its cause in r4 (firmware/include/guest_abi.h).
+
+The real wrapper, cross-built for each heap policy (and for ELFv2), runs in
+a bare Unicorn CPU until its first interrupt: a fatal stop is the trap
+tw 31,0,0 in bw_stop with r3 = the message and r4 = the BW_FATAL_* code.
+Each scenario is a device tree (and, for the kernel image checks, a
+composed image) built to fail at one step of docs/kexec.md or main.c, so
+the code at the trap is that step's.  Deliberately independent of the
+emulator package: only the guest <-> emulator contract is under test.
+
+Layout: RAM 0..64 MiB; the wrapper at 32 MiB and the tree at 48 MiB, both
+above the real-mode area the trees declare (16 MiB unless said), so the
+range table holds only what a scenario puts there.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from elftools.elf.elffile import ELFFile
+from unicorn import (Uc, UcError, UC_ARCH_PPC, UC_HOOK_INTR, UC_MODE_BIG_ENDIAN,
+                     UC_MODE_PPC64, UC_PROT_ALL, UC_TLB_VIRTUAL)
+from unicorn import ppc_const as P
+
+from hostc import FIRMWARE
+
+CROSS_CC = "powerpc64-linux-gnu-gcc"
+pytestmark = pytest.mark.skipif(shutil.which(CROSS_CC) is None or shutil.which("dtc") is None,
+                                reason=f"needs {CROSS_CC} and dtc")
+
+# The numbers of guest_abi.h, as the emulator must read them.
+NO_RMA, INITRD_INVERTED, KNOWN_RANGE, KERNEL_RESERVE, HEAP = 1, 2, 3, 4, 5
+KERNEL, INITRD_MOVE, INITRD_ALLOC, DTB = 6, 7, 8, 9
+TREE, NO_KERNEL, KERNEL_GZIP, KERNEL_SHORT, KERNEL_ELF = 17, 18, 19, 20, 21
+ROOT_CELLS, CHOSEN_PROP_SIZE, INITRD_HALF, RESERVE_MAP = 22, 23, 24, 25
+
+RAM = 64 << 20
+WRAPPER_AT = 32 << 20
+TREE_AT = 48 << 20
+RMA = 16 << 20
+TW_31_0_0 = 0x7FE00008
+PAGE = 0x1000
+
+
+def align(n: int) -> int:
+    return (n + PAGE - 1) & ~(PAGE - 1)
+
+
+# ------------------------------------------------------------------ builds
+
+@dataclass
+class Build:
+    directory: Path
+    policy: str
+    abi: str
+
+    def make(self, *args: str) -> None:
+        proc = subprocess.run(
+            ["make", "-s", f"-j{os.cpu_count() or 1}", "-C", str(FIRMWARE),
+             f"O={self.directory}", f"POLICY={self.policy}", f"ABI={self.abi}", *args],
+            capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    def compose(self, name: str, kernel: bytes | None = None,
+                initrd: bytes | None = None) -> Path:
+        """An image carrying `kernel` as it is (uncompressed; default: the
+        test kernel gzipped) and optionally an attached initrd."""
+        out = self.directory / "fatal" / name
+        out.mkdir(parents=True, exist_ok=True)
+        args = [f"IMAGE={out / 'wrapper.elf'}"]
+        if kernel is not None:
+            (out / "kernel").write_bytes(kernel)
+            args += [f"KERNEL_ELF={out / 'kernel'}", "COMPRESS=none"]
+        if initrd is not None:
+            (out / "initrd").write_bytes(initrd)
+            args.append(f"INITRD={out / 'initrd'}")
+        self.make("compose", *args)
+        return out / "wrapper.elf"
+
+    @property
+    def wrapper(self) -> Path:
+        return self.directory / "wrapper.elf"
+
+    @property
+    def kernel(self) -> Path:
+        return self.directory / "testkernel.elf"
+
+
+@pytest.fixture(scope="module", params=[("fixed", "elfv1"), ("seed", "elfv1"),
+                                        ("fixed", "elfv2")],
+                ids=lambda p: "-".join(p))
+def build(request, tmp_path_factory) -> Build:
+    policy, abi = request.param
+    b = Build(tmp_path_factory.mktemp(f"fw-{policy}-{abi}"), policy, abi)
+    b.make()
+    return b
+
+
+def kernel_size(elf_path: Path) -> int:
+    """S of docs/kexec.md: the span of the kernel's PT_LOAD segments."""
+    with open(elf_path, "rb") as f:
+        loads = [s for s in ELFFile(f).iter_segments() if s["p_type"] == "PT_LOAD"]
+        return (max(s["p_paddr"] + s["p_memsz"] for s in loads)
+                - min(s["p_paddr"] for s in loads))
+
+
+# ------------------------------------------------------------------- a run
+
+@dataclass
+class Stop:
+    interrupt: int
+    pc: int
+    word_before: int        # the instruction the trap stopped after
+    message: bytes
+    code: int
+
+
+def run(image: Path, dtb: bytes) -> Stop:
+    """Boots image with the tree at TREE_AT; stops at the first interrupt."""
+    uc = Uc(UC_ARCH_PPC, UC_MODE_PPC64 | UC_MODE_BIG_ENDIAN)
+    uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)        # identity mapping: real mode
+    uc.mem_map(0, RAM, UC_PROT_ALL)
+    with open(image, "rb") as f:
+        elf = ELFFile(f)
+        for seg in elf.iter_segments():
+            if seg["p_type"] == "PT_LOAD":
+                uc.mem_write(WRAPPER_AT + seg["p_vaddr"], seg.data())
+        entry = WRAPPER_AT + elf["e_entry"]
+    uc.mem_write(TREE_AT, dtb)
+    uc.reg_write(P.UC_PPC_REG_3, TREE_AT)
+    uc.reg_write(P.UC_PPC_REG_4, WRAPPER_AT)
+    uc.reg_write(P.UC_PPC_REG_5, 0)
+    seen: list[Stop] = []
+
+    def interrupt(uc, number, _):
+        pc = uc.reg_read(P.UC_PPC_REG_PC)
+        r3 = uc.reg_read(P.UC_PPC_REG_3)
+        message = bytes(uc.mem_read(r3, 256)).split(b"\0")[0] if r3 < RAM - 256 else b""
+        seen.append(Stop(number, pc, int.from_bytes(uc.mem_read(pc - 4, 4), "big"),
+                         message, uc.reg_read(P.UC_PPC_REG_4)))
+        uc.emu_stop()
+
+    uc.hook_add(UC_HOOK_INTR, interrupt)
+    try:
+        uc.emu_start(entry, 0xFFFF_FFFF_FFFF_FFF1, count=20_000_000)
+    except UcError as e:
+        pytest.fail(f"the guest faulted: {e} at pc 0x{uc.reg_read(P.UC_PPC_REG_PC):x}")
+    assert seen, "the guest neither stopped nor trapped within its budget"
+    return seen[0]
+
+
+def assert_fatal(stop: Stop, code: int, text: str) -> None:
+    assert stop.word_before == TW_31_0_0, \
+        f"stopped by interrupt {stop.interrupt} at 0x{stop.pc:x}, not at bw_stop's trap"
+    assert stop.message.startswith(b"FATAL: ")
+    assert text.encode() in stop.message, stop.message
+    assert stop.code == code, f"r4 = {stop.code}, want {code}: {stop.message!r}"
+
+
+# ------------------------------------------------------------------ trees
+
+def dtb(body: str = "", *, memory: str | None = None, reserves: list[tuple[int, int]] = (),
+        cells: tuple[int, int] = (2, 2), pad: int = 0) -> bytes:
+    """A tree with no console; memory@0 of RMA bytes unless `memory` says."""
+    ac, sc = cells
+    if memory is None:
+        memory = f'memory@0 {{ device_type = "memory"; reg = <0 0 0 {RMA:#x}>; }};'
+    rsv = "".join(f"/memreserve/ {a:#x} {s:#x};\n" for a, s in reserves)
+    dts = (f"/dts-v1/;\n{rsv}/ {{ #address-cells = <{ac}>; #size-cells = <{sc}>;\n"
+           f"{memory}\n{body}\n}};\n")
+    args = ["-S", str(pad)] if pad else []
+    proc = subprocess.run(["dtc", "-q", "-I", "dts", "-O", "dtb", *args, "-"],
+                          input=dts.encode(), capture_output=True)
+    assert proc.returncode == 0, proc.stderr.decode()
+    return proc.stdout
+
+
+def memory_at_0(size: int) -> str:
+    return f'memory@0 {{ device_type = "memory"; reg = <0 0 0 {size:#x}>; }};'
+
+
+def chosen_initrd(start: int, end: int) -> str:
+    return (f"chosen {{ linux,initrd-start = <{start:#x}>; "
+            f"linux,initrd-end = <{end:#x}>; }};")
+
+
+# Keeps the heap off address 0 under both policies.
+LOW_PAGE = [(0, PAGE)]
+
+
+# ------------------------------------------------- the tree handed over
+
+def test_a_tree_without_the_magic_stops_with_TREE(build):
+    blob = bytearray(dtb())
+    blob[0] ^= 0xFF
+    assert_fatal(run(build.wrapper, bytes(blob)), TREE, "bad magic")
+
+
+def test_no_memory_at_0_stops_with_NO_RMA(build):
+    tree = dtb(memory='memory@10000000 { device_type = "memory"; '
+                      'reg = <0 0x10000000 0 0x1000000>; };')
+    assert_fatal(run(build.wrapper, tree), NO_RMA, "no /memory block starts at address 0")
+
+
+def test_root_cells_of_3_stop_with_ROOT_CELLS(build):
+    tree = dtb(memory='memory@0 { device_type = "memory"; reg = <0 0 0 0 0x1000000>; };',
+               cells=(3, 2))
+    assert_fatal(run(build.wrapper, tree), ROOT_CELLS, "#address-cells 3")
+
+
+def test_a_two_byte_initrd_start_stops_with_CHOSEN_PROP_SIZE(build):
+    tree = dtb("chosen { linux,initrd-start = /bits/ 16 <0x10>; "
+               "linux,initrd-end = <0x100000>; };")
+    assert_fatal(run(build.wrapper, tree), CHOSEN_PROP_SIZE, "is 2 bytes")
+
+
+def test_an_initrd_start_without_end_stops_with_INITRD_HALF(build):
+    tree = dtb("chosen { linux,initrd-start = <0x100000>; };")
+    assert_fatal(run(build.wrapper, tree), INITRD_HALF, "only one of")
+
+
+def test_an_initrd_ending_before_it_starts_stops_with_INITRD_INVERTED(build):
+    tree = dtb(chosen_initrd(0x200000, 0x100000))
+    assert_fatal(run(build.wrapper, tree), INITRD_INVERTED, "before it starts")
+
+
+def test_a_reserve_map_without_its_end_stops_with_RESERVE_MAP(build):
+    blob = bytearray(dtb(reserves=[(0x100000, PAGE)]))
+    rsvmap = int.from_bytes(blob[16:20], "big")
+    blob[rsvmap + 16:rsvmap + 32] = b"\x01" * 16     # the {0, 0} terminator
+    assert_fatal(run(build.wrapper, bytes(blob)), RESERVE_MAP, "reserve map")
+
+
+# ------------------------------------------------------- the range table
+
+def test_a_reserve_past_2_to_the_64_stops_with_KNOWN_RANGE(build):
+    tree = dtb(reserves=[(0xFFFF_FFFF_FFFF_0000, 0x20000)])
+    assert_fatal(run(build.wrapper, tree), KNOWN_RANGE, "cannot record reserved")
+
+
+def reserves_above_the_kernel(n: int) -> list[tuple[int, int]]:
+    """n disjoint pages from 4 MiB up, none touching another."""
+    return [(0x400000 + k * 0x20000, PAGE) for k in range(n)]
+
+
+def test_a_33rd_range_stops_with_KNOWN_RANGE(build):
+    tree = dtb(reserves=reserves_above_the_kernel(33))
+    assert_fatal(run(build.wrapper, tree), KNOWN_RANGE, "cannot record reserved")
+
+
+def test_a_full_table_with_0_free_stops_with_KERNEL(build):
+    """32 ranges fill the table; [0, S) is free but touches none of them,
+    so recording the kernel there is refused (fixed: at once, kexec.c;
+    seed: after the heap merged into the last range, main.c)."""
+    assert kernel_size(build.kernel) < 0x400000
+    tree = dtb(reserves=reserves_above_the_kernel(32))
+    text = {"fixed": "cannot record the kernel at 0", "seed": "no room for the kernel"}
+    assert_fatal(run(build.wrapper, tree), KERNEL, text[build.policy])
+
+
+def test_a_real_mode_area_under_64k_stops_with_HEAP(build):
+    tree = dtb(memory=memory_at_0(0xF000))
+    assert_fatal(run(build.wrapper, tree), HEAP, "no room for the heap")
+
+
+# -------------------------------------------------------------- the heap
+
+def test_an_initrd_below_the_kernels_end_too_big_for_the_heap(build):
+    """Initrd [4K, 132K), heap 64K after it.  fixed: moving the initrd
+    fails (INITRD_MOVE); seed: the kernel (over 64K) does not fit (KERNEL)."""
+    S = kernel_size(build.kernel)
+    start, end = PAGE, PAGE + 0x20000
+    assert 0x10000 < S and align(S) <= end
+    tree = dtb(chosen_initrd(start, end), memory=memory_at_0(end + 0x10000))
+    stop = run(build.wrapper, tree)
+    if build.policy == "fixed":
+        assert_fatal(stop, INITRD_MOVE, "no room to move the initrd")
+    else:
+        assert_fatal(stop, KERNEL, "no room for the kernel")
+
+
+def small_rma(build: Build) -> int:
+    """Room for the heap and the kernel in it under both policies, with
+    LOW_PAGE reserved, and 128K to spare."""
+    return 2 * align(kernel_size(build.kernel)) + 0x20000
+
+
+def test_an_attached_initrd_bigger_than_the_heap_stops_with_INITRD_ALLOC(build):
+    rma = small_rma(build)
+    image = build.compose("attached-initrd", initrd=bytes(rma))
+    tree = dtb(memory=memory_at_0(rma), reserves=LOW_PAGE)
+    assert_fatal(run(image, tree), INITRD_ALLOC, "no room for the attached initrd")
+
+
+def test_a_tree_bigger_than_the_heap_stops_with_DTB(build):
+    rma = small_rma(build)
+    tree = dtb(memory=memory_at_0(rma), reserves=LOW_PAGE, pad=rma)
+    assert_fatal(run(build.wrapper, tree), DTB, "no room for the final device tree")
+
+
+# ----------------------------------------------------- the kernel image
+
+def test_an_empty_kernel_stops_with_NO_KERNEL(build):
+    image = build.compose("empty", kernel=b"")
+    assert_fatal(run(image, dtb(reserves=LOW_PAGE)), NO_KERNEL, "no kernel in the image")
+
+
+def test_a_broken_gzip_stream_stops_with_KERNEL_GZIP(build):
+    image = build.compose("bad-gzip", kernel=b"\x1f\x8b\x09" + bytes(61))
+    assert_fatal(run(image, dtb(reserves=LOW_PAGE)), KERNEL_GZIP, "kernel image: ")
+
+
+def test_a_kernel_that_is_no_elf_stops_with_KERNEL_ELF(build):
+    image = build.compose("not-elf", kernel=b"MZ" + bytes(254))
+    assert_fatal(run(image, dtb(reserves=LOW_PAGE)), KERNEL_ELF, "kernel image: ")
+
+
+def test_a_kernel_file_cut_after_its_headers_stops_with_KERNEL_SHORT(build):
+    image = build.compose("short", kernel=build.kernel.read_bytes()[:0x400])
+    assert_fatal(run(image, dtb(reserves=LOW_PAGE)), KERNEL_SHORT, "past its end")
+
+
+def test_the_normal_tree_reaches_the_kernel(build):
+    """The trees above fail only where they are meant to: the same layout
+    with nothing wrong boots (the test kernel's report hypercall is the
+    first interrupt)."""
+    stop = run(build.wrapper, dtb(reserves=LOW_PAGE))
+    assert stop.word_before != TW_31_0_0, stop.message
