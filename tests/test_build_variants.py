@@ -2,8 +2,8 @@
 
 A configuration is the heap policy, the injected fault, the ABI and the
 toolchain.  Left to its default, each gets its own build directory, named
-as the Python side names it (emulator/image.py's FirmwareBuild); built into
-one explicit O=, a change of configuration rebuilds everything.  Checked
+as the Python side's FirmwareBuild names it; built into one explicit O=,
+a change of configuration rebuilds everything.  Checked
 with plain make runs: the default directories on a copy of firmware/ under
 tmp_path (so the repository's own build/ is never touched), explicit O=
 directories under tmp_path.
@@ -125,7 +125,7 @@ def test_the_same_configuration_again_rebuilds_nothing(tmp_path):
 
 
 def test_the_python_sides_calls_keep_their_configuration(tmp_path):
-    """emulator/image.py builds with POLICY and FAULT, links test kernels
+    """FirmwareBuild builds with POLICY and FAULT, links test kernels
     with POLICY only, and composes with POLICY and FAULT."""
     out = tmp_path / "o"
     o = f"O={out}"
