@@ -6,16 +6,12 @@ import argparse
 import sys
 import time
 
-from . import report, scenarios_lib
-from .boot import boot
-from .devicetree import DeviceTreeError
-from .elfimage import ElfImageError
-from .image import FirmwareBuild, FirmwareError, POLICIES
-from .machine import MachineError
-from .scenario import Scenario, ScenarioError, default_scenario
-
-USER_ERRORS = (ScenarioError, DeviceTreeError, FirmwareError, ElfImageError,
-               MachineError)
+from . import report
+from .errors import BwemuError
+from .harness import scenarios_lib
+from .harness.boot import boot
+from .harness.firmware import POLICIES, FirmwareBuild
+from .harness.scenario import Scenario, ScenarioError, default_scenario
 
 
 def address(text: str) -> int:
@@ -81,7 +77,7 @@ def cmd_boot(args: argparse.Namespace) -> int:
         print(report.to_text(result))
         if args.ranges:
             print(report.ranges_text(result))
-    return 0 if report.verdict(result).startswith("OK") else 1
+    return 0 if result.passed else 1
 
 
 def cmd_scenarios(args: argparse.Namespace) -> int:
@@ -103,7 +99,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         r = boot(sc, firmware)
         walls.append(time.perf_counter() - t0)
         runs.append(r.seconds)
-        if r.exit != "kernel":
+        if not r.reached_kernel:
             print(f"bwemu bench: the default boot failed: {r.message}", file=sys.stderr)
             return 1
     counted = boot(sc, firmware, count_instructions=True)
@@ -117,7 +113,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_ranges_check(args: argparse.Namespace) -> int:
-    from .differential import check   # the mirror's harness: only when asked
+    from .harness.ranges_check import check   # the mirror's harness: only when asked
     build = FirmwareBuild(policy=args.policy, fault=args.fault)
     res = check(build, examples=args.examples, length=args.length, seed=args.seed)
     what = f"{res.examples} sequences, {res.operations} operations, {res.seconds:.1f} s"
@@ -192,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except USER_ERRORS as e:
+    except BwemuError as e:
+        # Everything bwemu raises on purpose names the input and the field.
         print(f"bwemu: error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:

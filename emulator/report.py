@@ -5,16 +5,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .boot import BootResult
-from .mirror import format_table
-from .scenario import Placement
+from .checkers.mirror import format_table
+from .checkers.watch import overwrite_json
+from .guest.addresses import Placement
+from .guest.observer import CheckState
+from .harness.result import BootResult, ExitReason
 
 VERDICTS = {
-    "kernel": "kernel reached",
-    "fatal": "the wrapper stopped with a fatal error",
-    "exception": "the CPU took an unexpected exception",
-    "budget": "budget exhausted: the guest ran away (a loop?)",
-    "divergence": "the wrapper's range table diverged from the reference model",
+    ExitReason.KERNEL: "kernel reached",
+    ExitReason.FATAL: "the wrapper stopped with a fatal error",
+    ExitReason.EXCEPTION: "the CPU took an unexpected exception",
+    ExitReason.BUDGET: "budget exhausted: the guest ran away (a loop?)",
+    ExitReason.DIVERGENCE: "the wrapper's range table diverged from the reference model",
+    ExitReason.HANDOFF: "stopped at the hand-off, as asked",
 }
 
 
@@ -37,31 +40,25 @@ def _overwrites_summary(r: BootResult) -> str:
 
 
 def verdict(r: BootResult) -> str:
-    if r.exit != "kernel":
+    """One line: OK only when r.passed, which the library computes from the
+    checks; otherwise what failed, the exit first."""
+    if not r.reached_kernel:
         extra = f"; {_overwrites_summary(r)}" if r.overwrites else ""
-        return f"FAIL: {VERDICTS.get(r.exit, r.exit)}: {r.message}{extra}"
-    problems = []
-    if r.overwrites:   # the protected-range watch
-        problems.append(_overwrites_summary(r))
-    if r.kernel_report is not None and not r.kernel_report.dtb_magic_ok:
-        problems.append("the kernel found no valid device tree")
-    if r.initrd_intact is False:
-        problems.append("the initrd the kernel received is not the one given")
-    if r.matches_model is False:   # the reference prediction (emulator/predict.py)
-        problems.append(f"the placement {r.comparison}")
-    if problems:
+        return f"FAIL: {VERDICTS.get(r.exit, str(r.exit))}: {r.message}{extra}"
+    if not r.passed:
+        problems = []
+        for c in r.failures:
+            if c.name == "watch":
+                problems.append(_overwrites_summary(r))
+            elif c.name == "model":
+                problems.append(f"the placement {r.comparison}")
+            else:
+                problems.append(f"{c.name}: {c.detail}")
         return "FAIL: kernel reached, but " + "; ".join(problems)
     extra = ", initrd intact" if r.initrd_intact else ""
-    return f"OK: kernel reached with a valid device tree{extra}"
-
-
-def overwrite_json(o: Any) -> dict[str, Any]:
-    """One watch hit (emulator/watch.py Overwrite) as plain data."""
-    return {"region": o.region, "address": o.address, "size": o.size, "pc": o.pc,
-            "function": o.function, "file": o.file, "line": o.line, "phase": o.phase,
-            "count": o.count, "end": o.last,
-            "ranges": [list(e) for e in o.ranges],
-            "heap": None if o.heap is None else list(o.heap)}
+    off = [c.name for c in r.checks if c.state is CheckState.NOT_ATTACHED]
+    unchecked = f" ({', '.join(off)} not attached)" if off else ""
+    return f"OK: kernel reached with a valid device tree{extra}{unchecked}"
 
 
 def to_json(r: BootResult) -> dict[str, Any]:
@@ -69,7 +66,9 @@ def to_json(r: BootResult) -> dict[str, Any]:
     loc = r.location
     return {
         "scenario": r.scenario,
-        "exit": r.exit,
+        "exit": r.exit.value,
+        "passed": r.passed,
+        "fatal_code": r.fatal_code,
         "message": r.message,
         "pc": r.pc,
         "location": None if loc is None else
@@ -80,15 +79,16 @@ def to_json(r: BootResult) -> dict[str, Any]:
         "initrd": _placement(r.initrd),
         "wrapper": _placement(r.layout.wrapper),
         "handoff": None if r.handoff is None else
-        {"r3": r.handoff.dtb, "r4": r.handoff.kernel, "entry": r.handoff.entry},
+        {"r3": r.handoff.dtb, "r4": r.handoff.kernel, "r5": r.handoff.r5,
+         "entry": r.handoff.entry},
         "kernel_report": None if rep is None else
         {"dtb": rep.dtb, "placed_at": rep.placed_at, "dtb_magic_ok": rep.dtb_magic_ok,
          "initrd_start": rep.initrd_start, "initrd_end": rep.initrd_end,
          "initrd_checksum": rep.initrd_checksum},
         "initrd_intact": r.initrd_intact,
         "overwrites": [overwrite_json(o) for o in r.overwrites],
-        "checks": {"mirror": r.mirrored, "watch": r.watched,
-                   "model": r.prediction is not None},
+        "checks": {c.name: {"state": c.state.value, "detail": c.detail} for c in r.checks},
+        "findings": {name: f.to_json() for name, f in r.findings.items()},
         "range_operations": len(r.ranges),
         "divergence": None if r.divergence is None else str(r.divergence),
         "matches_model": r.matches_model,
@@ -114,7 +114,7 @@ def to_text(r: BootResult) -> str:
     lines.append("--- console " + "-" * 50)
     lines.append(r.console.rstrip("\n") or "(nothing printed)")
     lines.append("-" * 62)
-    if r.exit == "kernel":
+    if r.reached_kernel:
         lines.append(f"  kernel:      {_hex(r.kernel)}")
         lines.append(f"  device tree: {_hex(r.dtb)}")
         lines.append(f"  initrd:      {_hex(r.initrd)}")
@@ -123,12 +123,16 @@ def to_text(r: BootResult) -> str:
         lines.append(f"  stopped at pc 0x{r.pc:x}{where}")
     if r.comparison is not None:
         lines.append(f"  model:       {r.comparison}")
-    if r.mirrored:
+    if r.mirror is not None and r.mirror.attached:
         state = ("every table state equal to the model's" if r.divergence is None
                  else f"DIVERGED: {r.divergence.summary()}")
         lines.append(f"  ranges:      {len(r.ranges)} operations mirrored, {state}")
-    if r.watched and not r.overwrites:
+    if r.watch is not None and not r.overwrites:
         lines.append("  watch:       no store into protected memory")
+    for c in r.checks:
+        if c.state in (CheckState.NOT_ATTACHED, CheckState.NO_VERDICT):
+            lines.append(f"  {c.name + ':':12s} {c.state.value}" +
+                         (f": {c.detail}" if c.detail else ""))
     for o in r.overwrites:
         lines.append(f"  OVERWRITE:   {o}")
         table = ", ".join(f"0x{s:x}..0x{e:x}" for s, e in o.ranges) or "(empty)"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from emulator.dwarf_layout import struct_layout
+from emulator.guest.dwarf import struct_layout
 from wrapper_model.layout import StructLayout
 
 ROOT = Path(__file__).resolve().parent.parent

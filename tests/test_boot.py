@@ -14,8 +14,8 @@ from elftools.elf.elffile import ELFFile
 from treeread import tree_contents
 
 from emulator import Boot, MemoryTree, boot, default_scenario
-from emulator.devices import initrd_checksum
-from emulator.elfimage import ElfImage
+from emulator.guest.devices import initrd_checksum
+from emulator.guest.elf import ElfImage
 from emulator.report import verdict
 
 MiB = 1 << 20
@@ -87,7 +87,7 @@ def test_kernel_bytes_at_handoff_equal_the_inflated_payload(kernel_bss):
     b.stop_at_handoff = True
     r = b.run()
     assert r.exit == "handoff", r.message
-    segs, entry = payload_segments(b.wrapper.path)
+    segs, entry = payload_segments(b.image.elf.path)
     base = min(p for p, _, _ in segs)
     kaddr = r.handoff.kernel
     assert (kaddr == 0) == (kernel_bss is None)
@@ -126,7 +126,7 @@ def test_bad_magic_gives_the_wrappers_own_fatal_message():
 
 def test_runaway_wrapper_ends_on_the_budget():
     b = Boot(default_scenario().replace(budget=2_000_000))
-    entry = b.base + b.wrapper.function_entry("console_open")
+    entry = b.image.function_entry("console_open")
     b.machine.write(entry, bytes.fromhex("48000000"))   # b .
     r = b.run()
     assert r.exit == "budget"
@@ -161,7 +161,7 @@ def test_uncompressed_kernel_payload_is_accepted():
     b.stop_at_handoff = True
     r = b.run()
     assert r.exit == "handoff", r.message
-    img = ElfImage(b.wrapper.path)
+    img = ElfImage(b.image.elf.path)
     raw = b"".join(s.data for s in img.segments)[
         img.symbol("_vmlinux_start").value:img.symbol("_vmlinux_end").value]
     assert raw[:4] == b"\x7fELF"   # really carried as it is

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from emulator.calls import (CallBudgetExhausted, CallSetupError, ContextSnapshot,
+from emulator.guest.calling import (CallBudgetExhausted, CallSetupError, ContextSnapshot,
                             GuestCaller, GuestFault, RegionSnapshot, signed32)
-from emulator.elfimage import ElfImage
-from emulator.image import FirmwareBuild
-from emulator.machine import Machine
-from emulator.mirror import HARNESS_BASE, RangeHarness
+from emulator.guest.addresses import LoadedImage
+from emulator.guest.elf import ElfImage
+from emulator.harness.firmware import FirmwareBuild
+from emulator.guest.machine import Machine
+from emulator.harness.range_harness import HARNESS_BASE, RangeHarness
 
 U64_MAX = (1 << 64) - 1
 
@@ -27,13 +28,12 @@ def wrapper_elf() -> Path:
 
 def make_caller(elf_path: Path, startup: bool = True) -> tuple[GuestCaller, Machine, ElfImage]:
     elf = ElfImage(elf_path)
-    start, end = elf.span
-    base = HARNESS_BASE
-    scratch = (base + end + 0xFFFF) & ~0xFFFF
-    m = Machine([(base + start, end - start), (scratch, 0x10000)])
-    for seg in elf.segments:
-        m.write(base + seg.vaddr, seg.data)
-    c = GuestCaller(m, elf, base, scratch=scratch)
+    image = LoadedImage(elf, HARNESS_BASE)
+    scratch = (image.span.end + 0xFFFF) & ~0xFFFF
+    m = Machine([(image.span.address, image.span.size), (scratch, 0x10000)])
+    for addr, data in image.segments():
+        m.write(addr, data)
+    c = GuestCaller(m, image, scratch=scratch)
     if startup:
         c.start_up()
     return c, m, elf
@@ -46,8 +46,8 @@ def guest(wrapper_elf):
     elf.close()
 
 
-def table(m: Machine, elf: ElfImage, base: int = HARNESS_BASE) -> tuple[int, list[tuple[int, int]]]:
-    addr = base + elf.symbol("ranges").value
+def table(m: Machine, elf: ElfImage) -> tuple[int, list[tuple[int, int]]]:
+    addr = LoadedImage(elf, HARNESS_BASE).symbol_address("ranges")
     raw = m.read(addr, 32 + 16 * 32)
     count = int.from_bytes(raw[24:28], "big")
     entries = [(int.from_bytes(raw[32 + 16 * i:40 + 16 * i], "big"),

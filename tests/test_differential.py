@@ -19,9 +19,10 @@ from hypothesis import HealthCheck, assume, find, given, settings
 from hypothesis import strategies as st
 
 from emulator import Boot, default_scenario
-from emulator.image import FirmwareBuild
-from emulator.mirror import DivergenceError, RangeHarness, format_table
-from emulator.native import SENTINEL, DriverError, HostRanges
+from emulator.harness.firmware import FirmwareBuild
+from emulator.checkers.mirror import DivergenceError, format_table
+from emulator.harness.range_harness import RangeHarness
+from native import SENTINEL, DriverError, HostRanges
 from tests.hostc import build_host_tool
 from tests.strategies import RMA_ENDS, any_sequence, many_disjoint_ranges
 from wrapper_model import Op, OpResult, RangeTable

@@ -16,7 +16,7 @@ import pytest
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
-from emulator.dwarf_layout import DwarfLayoutError, clear_cache, struct_layout
+from emulator.guest.dwarf import DwarfLayoutError, clear_cache, struct_layout
 from tests.layout_helpers import REAL_OBJECTS_C, compile_guest_object, real_layouts
 from wrapper_model import RangeTable
 from wrapper_model.constants import ALLOC_MAX_RECORDS, RANGES_MAX, U64_MAX

@@ -15,9 +15,10 @@ from hypothesis import given, settings
 
 
 from emulator import Boot, default_scenario
-from emulator.elfimage import ElfImage, ElfImageError, _local_entry_offset
-from emulator.image import FirmwareBuild, FirmwareError
-from emulator.mirror import API, DivergenceError, RangeHarness
+from emulator.guest.elf import ElfImage, ElfImageError, _local_entry_offset
+from emulator.harness.firmware import FirmwareBuild, FirmwareError
+from emulator.checkers.mirror import API, DivergenceError
+from emulator.harness.range_harness import RangeHarness
 from tests.strategies import any_sequence
 from tests.test_differential import DIFF_SETTINGS, run_guest
 from wrapper_model import Op
@@ -92,8 +93,9 @@ def test_default_scenario_boots_on_elfv2_as_on_elfv1(elfv2):
         count_instructions=True)
     assert r.exit == "kernel", r.message
     assert r.matches_model is True
-    assert r.watched and r.overwrites == []
-    assert r.mirrored and r.divergence is None
+    assert r.watch is not None and r.watch.attached and r.overwrites == []
+    assert r.mirror is not None and r.mirror.attached and r.divergence is None
+    assert r.passed
     ref = Boot(scenario).run()
     assert ref.exit == "kernel"
     # The C calls the range functions at their local entries: were only the

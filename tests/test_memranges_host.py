@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from emulator.native import SENTINEL, HostRanges
+from native import SENTINEL, HostRanges
 from tests.hostc import build_host_tool
 
 U64_MAX = (1 << 64) - 1

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from emulator.elfimage import ElfImage
-from emulator.image import FirmwareBuild
-from emulator.peer import (BIOS_ENTRY, EntryState, QemuPeer, bios_image, check,
+from emulator.guest.elf import ElfImage
+from emulator.harness.firmware import FirmwareBuild
+from emulator.harness.peer import (BIOS_ENTRY, EntryState, QemuPeer, bios_image, check,
                            compare_consoles, expected_tree_address,
                            parse_registers, qemu_available, run_bwemu,
                            split_qemu_lines, window)

@@ -24,9 +24,9 @@ from treeread import properties, subnodes, tree_contents
 import pytest
 
 from emulator import Boot
-from emulator.devices import H_PUT_TERM_CHAR, Console
-from emulator.devicetree import DeviceTree
-from emulator.scenario import Scenario, default_initrd
+from emulator.guest.devices import H_PUT_TERM_CHAR, Console
+from emulator.guest.devicetree import DeviceTree
+from emulator.harness.scenario import Scenario, default_initrd
 
 DATA = Path(__file__).parent / "data"
 BANNER = "bwemu wrapper: running at"
@@ -333,7 +333,7 @@ def test_4gib_tree_boots_in_modest_host_memory():
     """RAM is sized from /memory (4 GiB here); the host must not pay for it."""
     code = ("import resource, sys\n"
             "from emulator import boot\n"
-            "from emulator.scenario import Scenario\n"
+            "from emulator.harness.scenario import Scenario\n"
             "r = boot(Scenario.from_files(sys.argv[1]))\n"
             "assert r.exit == 'kernel', r.message\n"
             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")

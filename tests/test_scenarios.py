@@ -8,11 +8,11 @@ import dataclasses
 import pytest
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
-from emulator import scenarios_lib
-from emulator.boot import Boot, boot
-from emulator.devicetree import DeviceTree
-from emulator.predict import compare
-from emulator.scenario import MiB, MemoryTree, Scenario, ScenarioError, default_initrd
+from emulator.harness import scenarios_lib
+from emulator.harness.boot import Boot, boot
+from emulator.guest.devicetree import DeviceTree
+from emulator.checkers.model import BootFacts, ModelFindings, compare
+from emulator.harness.scenario import MiB, MemoryTree, Scenario, ScenarioError, default_initrd
 
 POLICIES = ("fixed", "seed")
 
@@ -78,18 +78,20 @@ def test_comparison_catches_a_wrong_prediction():
     b = Boot(scenarios_lib.get("kernel-fits-below-wrapper"), watch=False)
     r = b.run()
     p = r.prediction
-    assert compare(p, r, b.model_table).matches
+    facts = BootFacts(r.exit.value, r.message, r.fatal_code, r.handoff, r.initrd)
+    table = b.observers["model"].table_at_handoff
+    assert compare(p, facts, table).matches
     wrong_kernel = dataclasses.replace(p, kernel=0x1000)
-    c = compare(wrong_kernel, r, b.model_table)
+    c = compare(wrong_kernel, facts, table)
     assert not c.matches and c.mismatches == ["kernel: predicted 0x1000, got 0x0"]
     wrong = dataclasses.replace(p, dtb=p.dtb + 0x1000, initrd=None)
-    assert [m.split(":")[0] for m in compare(wrong, r).mismatches] == ["device tree", "initrd"]
+    assert [m.split(":")[0] for m in compare(wrong, facts).mismatches] == ["device tree", "initrd"]
     t = p.table
     moved = dataclasses.replace(t, heap_end=t.heap_end - 0x1000)
-    assert compare(dataclasses.replace(p, table=moved), r, b.model_table).mismatches[0] \
+    assert compare(dataclasses.replace(p, table=moved), facts, table).mismatches[0] \
         .startswith("range table")
     fatal = dataclasses.replace(p, fatal="heap", fatal_detail="x")
-    assert compare(fatal, r).mismatches[0].startswith("outcome")
+    assert compare(fatal, facts).mismatches[0].startswith("outcome")
 
 
 def test_a_model_mismatch_fails_the_verdict():
@@ -97,9 +99,10 @@ def test_a_model_mismatch_fails_the_verdict():
     r = run(scenarios_lib.get("kernel-fits-below-wrapper"))
     assert report.verdict(r).startswith("OK")
     assert report.to_json(r)["matches_model"] is True
-    r.prediction = dataclasses.replace(r.prediction, kernel=0x1000)
-    r.comparison = compare(r.prediction, r)
-    r.matches_model = r.comparison.matches
+    wrong = dataclasses.replace(r.prediction, kernel=0x1000)
+    facts = BootFacts(r.exit.value, r.message, r.fatal_code, r.handoff, r.initrd)
+    r.findings["model"] = ModelFindings(True, wrong, compare(wrong, facts))
+    assert not r.passed and r.reached_kernel
     assert report.verdict(r).startswith("FAIL")
     assert "kernel: predicted 0x1000" in report.verdict(r)
 

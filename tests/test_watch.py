@@ -17,24 +17,12 @@ import pytest
 
 from emulator import Boot, default_scenario
 from emulator.cli import main
-from emulator.image import ROOT
-from emulator.watch import KERNEL, WRAPPER
+from emulator.harness.firmware import ROOT
+from emulator.checkers.watch import KERNEL, WRAPPER
 
 HEAD_S = ROOT / "firmware" / "testkernel" / "head.S"
 INITRD_AT = 0x80000
 KERNEL_BSS = 0x100000
-
-# The test kernel's copy loop used to store to r9 + r0 (`stdx r0, r9, 0`
-# names register 0 as the index, not the literal 0), so a kernel not placed
-# at 0 faulted on its first copied doubleword.  The watch is what showed
-# it.  Tests that need a kernel to copy itself are expected to fail while
-# that line is there.
-KERNEL_COPY_BROKEN = re.search(r"stdx\s+%r0,\s*%r9,\s*0\s*$", HEAD_S.read_text(),
-                               re.MULTILINE) is not None
-needs_copying_kernel = pytest.mark.xfail(
-    KERNEL_COPY_BROKEN, strict=True,
-    reason="firmware/testkernel/head.S copy loop stores to r9 + r0 (stdx operand order)")
-
 
 def head_line(pattern: str) -> int:
     """The line of head.S whose code matches pattern (exactly one)."""
@@ -61,7 +49,6 @@ def test_default_boot_writes_no_protected_memory(capsys):
     assert rc == 0
 
 
-@needs_copying_kernel
 def test_seed_hole_kernel_clears_the_initrd_and_is_reported_with_its_line():
     b = Boot(hole("seed"))
     r = b.run()
@@ -82,7 +69,6 @@ def test_seed_hole_kernel_clears_the_initrd_and_is_reported_with_its_line():
     assert ow.heap is not None and ow.heap[0] > INITRD_AT
 
 
-@needs_copying_kernel
 def test_seed_hole_cli_reports_the_store_and_exits_non_zero(capsys):
     rc, out = cli(capsys, "--policy", "seed", "--initrd-at", hex(INITRD_AT),
                   "--kernel-bss", hex(KERNEL_BSS))
@@ -95,7 +81,6 @@ def test_seed_hole_cli_reports_the_store_and_exits_non_zero(capsys):
     assert ow["line"] == head_line(r"std\s+%r0,\s*0\(%r9\)")
 
 
-@needs_copying_kernel
 def test_fixed_policy_boots_the_hole_scenario_cleanly(capsys):
     r = Boot(hole("fixed")).run()
     assert r.exit == "kernel", r.message
@@ -110,19 +95,19 @@ def test_fixed_policy_boots_the_hole_scenario_cleanly(capsys):
 
 def test_watch_can_be_turned_off():
     b = Boot(hole("seed"), watch=False)
-    assert b.watch is None
+    assert "watch" not in b.observers
     assert b.run().overwrites == []
 
 
 def _redirect_fdt_open_into(b: Boot, target: int) -> None:
     """A wrapper bug made to order: the final tree copied to target."""
-    entry = b.base + b.wrapper.function_entry("fdt_open_into")
+    entry = b.image.function_entry("fdt_open_into")
     b.machine.on_code(entry, lambda pc: b.machine.set_reg("r4", target))
 
 
 def test_wrapper_store_into_its_own_text_is_caught_with_wrapper_line():
     b = Boot(default_scenario())
-    text = b.base + b.wrapper.symbol("_start_image").value + 0x100
+    text = b.image.symbol_address("_start_image") + 0x100
     _redirect_fdt_open_into(b, text)
     r = b.run()
     hits = [o for o in r.overwrites if o.region == "wrapper text, rodata and payload"]
@@ -130,14 +115,14 @@ def test_wrapper_store_into_its_own_text_is_caught_with_wrapper_line():
     first = min(hits, key=lambda o: o.address)
     assert first.address == text
     assert first.phase == WRAPPER
-    loc = b.wrapper.locate(first.pc - b.base)
+    loc = b.image.locate(first.pc)
     assert first.function == loc.function is not None
     # A wrapper source: the store may sit in a header's inline helper.
     assert first.file is not None and first.file.endswith((".c", ".h"))
     assert (ROOT / "firmware").joinpath(first.file).exists() or \
         any((ROOT / "firmware").rglob(first.file))
     assert first.line == loc.line is not None
-    assert b.base <= first.pc < b.base + b.wrapper.span[1]
+    assert b.image.span.contains(first.pc)
 
 
 def test_store_outside_ram_is_reported_and_stops_the_run():
@@ -162,7 +147,7 @@ def test_kernel_store_into_the_final_tree_is_caught_by_a_hook_added_at_handoff()
 
     def patch(pc: int) -> None:
         b.machine.write(b.machine.reg("r5") + 4, stw)
-    b.machine.on_code(b.base + b.wrapper.function_entry("bw_enter_kernel"), patch)
+    b.machine.on_code(b.image.function_entry("bw_enter_kernel"), patch)
     r = b.run()
     assert r.exit == "kernel", r.message
     [ow] = r.overwrites
@@ -171,12 +156,11 @@ def test_kernel_store_into_the_final_tree_is_caught_by_a_hook_added_at_handoff()
     assert ow.phase == KERNEL
     assert (ow.function, ow.file) == ("_kstart", "head.S")
     assert ow.line == head_line(r"mr\s+%r30,\s*%r4")
-    assert any(reg.name == "final device tree" for reg in b.watch.regions)
+    assert any(reg.name == "final device tree" for reg in b.observers["watch"].regions)
 
 
-@needs_copying_kernel
 def test_reserve_inside_the_kernels_footprint_is_reported_under_fixed_too():
-    from emulator.scenario import MemoryTree
+    from emulator.harness.scenario import MemoryTree
     tree = MemoryTree(reserves=((0x40000, 0x1000),)).build()
     sc = default_scenario().replace(dtb=tree, kernel_bss=KERNEL_BSS)
     r = Boot(sc).run()

@@ -6,10 +6,12 @@ exact bytes the guest keeps for both, laid out as the ELF's DWARF says.
 
 from .constants import RANGES_MAX, ALLOC_MAX_RECORDS, RangesErr
 from .heap import AllocRecord, BlockCopy, HeapModel, HeapState
-from .ranges import C_FUNCTIONS, OPS, Op, OpResult, RangeTable, RangeTableState
+from .errors import BwemuError, ModelArgumentError, ModelError
+from .ranges import C_FUNCTIONS, OPERATIONS, OPS, Op, OpSignature, OpResult, RangeTable, RangeTableState
 
 __all__ = [
     "ALLOC_MAX_RECORDS", "RANGES_MAX", "RangesErr",
     "AllocRecord", "BlockCopy", "HeapModel", "HeapState",
-    "C_FUNCTIONS", "OPS", "Op", "OpResult", "RangeTable", "RangeTableState",
+    "BwemuError", "ModelArgumentError", "ModelError",
+    "C_FUNCTIONS", "OPERATIONS", "OPS", "Op", "OpSignature", "OpResult", "RangeTable", "RangeTableState",
 ]

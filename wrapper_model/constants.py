@@ -9,6 +9,8 @@ along with it.
 
 from __future__ import annotations
 
+from .errors import ModelArgumentError
+
 from enum import IntEnum
 
 #: The mathematical 2^64: the spec's arithmetic is on unbounded integers, and
@@ -62,7 +64,7 @@ def check_u64(name: str, value: int) -> int:
     test or the harness), not an input the spec gives a meaning to.
     """
     if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+        raise ModelArgumentError(f"{name} must be an int, not {type(value).__name__}")
     if not 0 <= value <= U64_MAX:
-        raise ValueError(f"{name}={value:#x} is not a u64")
+        raise ModelArgumentError(f"{name}={value:#x} is not a u64")
     return value

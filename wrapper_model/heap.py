@@ -13,6 +13,8 @@ as a BlockCopy (last_copy) for a caller that does track memory to check.
 
 from __future__ import annotations
 
+from .errors import ModelArgumentError
+
 from dataclasses import dataclass
 
 from .constants import (
@@ -131,7 +133,7 @@ class HeapModel:
         check_u64("base", base)
         check_u64("size", size)
         if base + size > U64_MAX:
-            raise ValueError(f"heap [{base:#x}, +{size:#x}) ends past 2^64 - 1")
+            raise ModelArgumentError(f"heap [{base:#x}, +{size:#x}) ends past 2^64 - 1")
         self._base = base
         self._end = base + size
         self._next = base

@@ -14,9 +14,14 @@ mapping of field name to value for a struct.
 
 from __future__ import annotations
 
+import functools
+import struct
 from dataclasses import dataclass
-from typing import Any, Iterator, Literal, Mapping, Union
+from itertools import chain
+from typing import Any, Iterator, Literal, Mapping, Sequence, Union
 
+from .constants import ALLOC_MAX_RECORDS, RANGES_MAX
+from .errors import ModelError
 from .heap import AllocRecord, HeapModel, HeapState
 from .ranges import RangeTable, RangeTableState
 
@@ -25,7 +30,7 @@ from .ranges import RangeTable, RangeTableState
 ByteOrder = Literal["big", "little"]
 
 
-class LayoutError(ValueError):
+class LayoutError(ModelError, ValueError):
     """The model's values do not fit the layout (or the bytes do not)."""
 
 
@@ -192,78 +197,165 @@ def decode(layout: StructLayout, data: bytes) -> dict[str, Any]:
     return _get(data, layout, 0, layout.byte_order)
 
 
-# --- the two structs the model mirrors ---------------------------------------
+# --- the table codec: the two structs the model mirrors ---------------------
 
 
-def range_table_values(state: RangeTableState, layout: StructLayout) -> dict[str, Any]:
-    """The model's state as field values, entry[] padded with zeros to the
-    C array's length (taken from the layout, not assumed)."""
-    n = layout.field("entry").type
-    assert isinstance(n, ArrayLayout)
-    used = state.used()
-    if len(used) > n.count:
-        raise LayoutError(f"model has {len(used)} entries, struct holds {n.count}")
-    entries = [{"start": s, "end": e} for s, e in used]
-    entries += [{"start": 0, "end": 0}] * (n.count - len(used))
-    return {
-        "rma_end": state.rma_end,
-        "heap_start": state.heap_start,
-        "heap_end": state.heap_end,
-        "count": state.count,
-        "refused": state.refused,
-        "entry": entries,
-    }
+class FlatCodec:
+    """One struct's bytes <-> a flat tuple of its scalars, through one
+    struct.Struct built from the layout (fast enough to run after every
+    mirrored operation).
+
+    names lists the model's values in the model's own order, as leaf paths
+    ("rma_end", "entry[3].end"); the layout must have exactly those leaves:
+    a field the model knows nothing about is an error, as is one the C
+    struct lacks.  Offsets, sizes, padding and byte order all come from the
+    layout; padding packs as zero bytes.
+    """
+
+    _CODES = {1: "B", 2: "H", 4: "I", 8: "Q"}
+
+    def __init__(self, layout: StructLayout, names: list[str]) -> None:
+        self.layout = layout
+        found = sorted(leaves(layout), key=lambda leaf: leaf[1])
+        paths = [p for p, _, _ in found]
+        extra = sorted(set(paths) - set(names))
+        missing = sorted(set(names) - set(paths))
+        if missing or extra or len(paths) != len(names):
+            raise LayoutError(
+                f"struct {layout.name}: the model has no value for {extra[:4]} "
+                f"and the C struct has no field for {missing[:4]}")
+        fmt = [">" if layout.byte_order == "big" else "<"]
+        pos = 0
+        for path, offset, leaf in found:
+            if offset < pos:
+                raise LayoutError(f"struct {layout.name}: {path} overlaps the field before it")
+            if leaf.size not in self._CODES:
+                raise LayoutError(f"struct {layout.name}: {path} is {leaf.size} bytes")
+            if offset > pos:
+                fmt.append(f"{offset - pos}x")
+            code = self._CODES[leaf.size]
+            fmt.append(code.lower() if leaf.signed else code)
+            pos = offset + leaf.size
+        if layout.size > pos:
+            fmt.append(f"{layout.size - pos}x")
+        self.struct = struct.Struct("".join(fmt))
+        self._leaves = found
+        index = {n: i for i, n in enumerate(names)}
+        self.order = [index[p] for p in paths]
+        self.identity = self.order == list(range(len(names)))
+
+    def pack(self, values: Sequence[int]) -> bytes:
+        ordered = values if self.identity else [values[i] for i in self.order]
+        try:
+            return self.struct.pack(*ordered)
+        except struct.error:
+            raise self._too_wide(ordered) from None
+
+    def _too_wide(self, ordered: Sequence[int]) -> LayoutError:
+        for (path, _, leaf), value in zip(self._leaves, ordered):
+            try:
+                value.to_bytes(leaf.size, "big", signed=leaf.signed)
+            except (OverflowError, AttributeError):
+                return LayoutError(f"{path}: {value!r} does not fit in {leaf.size} bytes")
+        return LayoutError(f"struct {self.layout.name}: values do not fit")
+
+    def unpack(self, data: bytes) -> tuple[int, ...]:
+        if len(data) != self.layout.size:
+            raise LayoutError(f"struct {self.layout.name} is {self.layout.size} bytes, "
+                              f"got {len(data)}")
+        raw = self.struct.unpack(data)
+        if self.identity:
+            return raw
+        out = [0] * len(raw)
+        for k, i in enumerate(self.order):
+            out[i] = raw[k]
+        return tuple(out)
 
 
-def heap_values(state: HeapState, layout: StructLayout) -> dict[str, Any]:
-    """The heap model's state as field values, rec[] zero-padded, pad 0."""
-    n = layout.field("rec").type
-    assert isinstance(n, ArrayLayout)
-    used = state.records[: state.nrecords]
-    if len(used) > n.count:
-        raise LayoutError(f"model has {len(used)} records, struct holds {n.count}")
-    recs = [{"base": r.base, "size": r.size, "state": r.state} for r in used]
-    recs += [{"base": 0, "size": 0, "state": 0}] * (n.count - len(used))
-    return {
-        "base": state.base,
-        "end": state.end,
-        "next": state.next,
-        "nrecords": state.nrecords,
-        "pad": 0,
-        "rec": recs,
-    }
+#: The model's values of each struct, in the order the codec takes them.
+RANGE_NAMES = ["rma_end", "heap_start", "heap_end", "count", "refused"] + [
+    f"entry[{i}].{f}" for i in range(RANGES_MAX) for f in ("start", "end")]
+HEAP_NAMES = ["base", "end", "next", "nrecords", "pad"] + [
+    f"rec[{i}].{f}" for i in range(ALLOC_MAX_RECORDS) for f in ("base", "size", "state")]
+
+
+class TableCodec:
+    """The guest's `ranges` and `heap` objects <-> the model's states: the
+    one codec the mirror, the watch and the model check all use."""
+
+    def __init__(self, ranges_layout: StructLayout | None,
+                 heap_layout: StructLayout | None) -> None:
+        self.ranges_layout = ranges_layout
+        self.heap_layout = heap_layout
+        self._ranges = _codec(ranges_layout, "ranges") if ranges_layout is not None else None
+        self._heap_codec = _codec(heap_layout, "heap") if heap_layout is not None else None
+
+    def render_ranges(self, s: RangeTableState) -> bytes:
+        if len(s.entries) != RANGES_MAX:
+            used = s.used()
+            if len(used) > RANGES_MAX:
+                raise LayoutError(f"model has {len(used)} entries, struct holds {RANGES_MAX}")
+            s = RangeTableState(s.rma_end, s.heap_start, s.heap_end, s.count, s.refused,
+                                tuple(used) + ((0, 0),) * (RANGES_MAX - len(used)))
+        return self._table().pack((s.rma_end, s.heap_start, s.heap_end, s.count, s.refused,
+                                 *chain.from_iterable(s.entries)))
+
+    def decode_ranges(self, data: bytes) -> RangeTableState:
+        """All entries kept: a stray non-zero tail entry stays visible."""
+        v = self._table().unpack(data)
+        return RangeTableState(v[0], v[1], v[2], v[3], v[4], tuple(zip(v[5::2], v[6::2])))
+
+    def render_heap(self, s: HeapState) -> bytes:
+        recs = list(s.records[:s.nrecords])
+        if len(recs) > ALLOC_MAX_RECORDS:
+            raise LayoutError(f"model has {len(recs)} records, struct holds {ALLOC_MAX_RECORDS}")
+        recs += [AllocRecord(0, 0, 0)] * (ALLOC_MAX_RECORDS - len(recs))
+        return self._heap().pack((s.base, s.end, s.next, s.nrecords, 0,
+                                  *chain.from_iterable((r.base, r.size, r.state)
+                                                       for r in recs)))
+
+    def decode_heap(self, data: bytes) -> HeapState:
+        """All record slots kept."""
+        v = self._heap().unpack(data)
+        recs = tuple(AllocRecord(*v[i:i + 3]) for i in range(5, len(v), 3))
+        return HeapState(v[0], v[1], v[2], v[3], v[4], recs)
+
+    def _table(self) -> FlatCodec:
+        if self._ranges is None:
+            raise LayoutError("this codec was made without the range table's layout")
+        return self._ranges
+
+    def _heap(self) -> FlatCodec:
+        if self._heap_codec is None:
+            raise LayoutError("this codec was made without the heap's layout")
+        return self._heap_codec
+
+
+@functools.lru_cache(maxsize=64)
+def _codec(layout: StructLayout, which: str) -> FlatCodec:
+    return FlatCodec(layout, RANGE_NAMES if which == "ranges" else HEAP_NAMES)
 
 
 def render_range_table(model: RangeTable | RangeTableState, layout: StructLayout) -> bytes:
     """Exactly the bytes of the guest's `ranges` for this model state."""
     state = model.state() if isinstance(model, RangeTable) else model
-    return encode(layout, range_table_values(state, layout))
+    return TableCodec(layout, None).render_ranges(state)
 
 
 def render_heap(model: HeapModel | HeapState, layout: StructLayout) -> bytes:
     """Exactly the bytes of the guest's `heap` for this model state."""
     state = model.state() if isinstance(model, HeapModel) else model
-    return encode(layout, heap_values(state, layout))
+    return TableCodec(None, layout).render_heap(state)
 
 
 def decode_range_table(data: bytes, layout: StructLayout) -> RangeTableState:
-    """Guest bytes -> the same dataclass the model's state() gives, all
-    entries kept (a stray non-zero tail entry stays visible)."""
-    v = decode(layout, data)
-    return RangeTableState(
-        rma_end=v["rma_end"], heap_start=v["heap_start"], heap_end=v["heap_end"],
-        count=v["count"], refused=v["refused"],
-        entries=tuple((e["start"], e["end"]) for e in v["entry"]),
-    )
+    """Guest bytes -> the dataclass the model's state() gives."""
+    return TableCodec(layout, None).decode_ranges(data)
 
 
 def decode_heap(data: bytes, layout: StructLayout) -> HeapState:
-    """Guest bytes -> HeapState, all record slots kept."""
-    v = decode(layout, data)
-    return HeapState(
-        base=v["base"], end=v["end"], next=v["next"], nrecords=v["nrecords"], pad=v["pad"],
-        records=tuple(AllocRecord(r["base"], r["size"], r["state"]) for r in v["rec"]),
-    )
+    """Guest bytes -> HeapState."""
+    return TableCodec(None, layout).decode_heap(data)
 
 
 # --- differences ---------------------------------------------------------------

@@ -22,6 +22,8 @@ docs/kexec.md ("Readings the model takes"):
 
 from __future__ import annotations
 
+from .errors import ModelArgumentError, ModelError
+
 from dataclasses import dataclass, field
 
 from .constants import RangesErr
@@ -73,9 +75,9 @@ class PlacementInputs:
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
-            raise ValueError(f"unknown policy {self.policy!r}")
+            raise ModelArgumentError(f"unknown policy {self.policy!r}")
         if (self.initrd_start is None) != (self.initrd_end is None):
-            raise ValueError("initrd_start and initrd_end go together")
+            raise ModelArgumentError("initrd_start and initrd_end go together")
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,9 @@ class Prediction:
         return any(c.what == what for c in self.clobbers)
 
 
-class _Stop(Exception):
+class _Stop(ModelError):
+    """Control flow: the prediction ends at a fatal step."""
+
     def __init__(self, kind: str, detail: str) -> None:
         super().__init__(detail)
         self.kind = kind

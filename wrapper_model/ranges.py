@@ -18,6 +18,8 @@ them (None when the spec says the out-parameter is left untouched).
 
 from __future__ import annotations
 
+from .errors import ModelArgumentError
+
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
@@ -312,42 +314,49 @@ class RangeTable:
         """Run one Op by name; the differential harness calls the guest's
         function C_FUNCTIONS[op.name] with the same arguments."""
         if op.name not in OPS:
-            raise ValueError(f"unknown operation {op.name!r}")
+            raise ModelArgumentError(f"unknown operation {op.name!r}")
         arity = OPS[op.name]
         if len(op.args) != arity:
-            raise ValueError(f"{op.name} takes {arity} arguments, got {len(op.args)}")
+            raise ModelArgumentError(f"{op.name} takes {arity} arguments, got {len(op.args)}")
         method: Callable[..., OpResult] = getattr(self, op.name)
         return method(*op.args)
 
 
+@dataclass(frozen=True)
+class OpSignature:
+    """An operation as the C declares it (docs/memranges.md, "API").
+
+    returns is "int" (a C int: 0 or a negative RangesErr), "ptr" (an
+    address, 0 for NULL) or "void".  out is the kind of out-parameter
+    after the integer arguments: "gap" (struct mem_range *) or "addr"
+    (u64 *), None when there is none.
+    """
+
+    name: str
+    c_function: str
+    nargs: int
+    returns: str
+    out: str | None = None
+
+
+#: Every operation of the model, with the C function it stands for.
+OPERATIONS: dict[str, OpSignature] = {s.name: s for s in (
+    OpSignature("init", "ranges_init", 1, "void"),
+    OpSignature("add", "ranges_add", 2, "int"),
+    OpSignature("add_span", "ranges_add_span", 2, "int"),
+    OpSignature("is_free", "ranges_is_free", 2, "int"),
+    OpSignature("largest_gap", "ranges_largest_gap", 0, "int", "gap"),
+    OpSignature("gap_after_last", "ranges_gap_after_last", 0, "int", "gap"),
+    OpSignature("init_malloc", "ranges_init_malloc", 0, "int"),
+    OpSignature("vmlinux_alloc", "ranges_vmlinux_alloc", 1, "int", "addr"),
+    OpSignature("heap_init", "simple_alloc_init", 2, "void"),
+    OpSignature("malloc", "malloc", 1, "ptr"),
+    OpSignature("free", "free", 1, "void"),
+    OpSignature("realloc", "realloc", 2, "ptr"),
+)}
+
 #: Operation name -> number of integer arguments.
-OPS: dict[str, int] = {
-    "init": 1,
-    "add": 2,
-    "add_span": 2,
-    "is_free": 2,
-    "largest_gap": 0,
-    "gap_after_last": 0,
-    "init_malloc": 0,
-    "vmlinux_alloc": 1,
-    "heap_init": 2,
-    "malloc": 1,
-    "free": 1,
-    "realloc": 2,
-}
+OPS: dict[str, int] = {n: s.nargs for n, s in OPERATIONS.items()}
 
 #: Operation name -> the guest's C function.
-C_FUNCTIONS: dict[str, str] = {
-    "init": "ranges_init",
-    "add": "ranges_add",
-    "add_span": "ranges_add_span",
-    "is_free": "ranges_is_free",
-    "largest_gap": "ranges_largest_gap",
-    "gap_after_last": "ranges_gap_after_last",
-    "init_malloc": "ranges_init_malloc",
-    "vmlinux_alloc": "ranges_vmlinux_alloc",
-    "heap_init": "simple_alloc_init",
-    "malloc": "malloc",
-    "free": "free",
-    "realloc": "realloc",
-}
+C_FUNCTIONS: dict[str, str] = {n: s.c_function for n, s in OPERATIONS.items()}

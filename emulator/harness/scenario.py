@@ -15,13 +15,16 @@ from pathlib import Path
 
 import libfdt
 
+from ..errors import InputError
+from ..guest.addresses import Placement
+
 
 MiB = 1 << 20
 ALIGN = 0x10000          # kexec-tools places segments on 64 KiB boundaries
 DEFAULT_BUDGET = 400_000_000
 
 
-class ScenarioError(Exception):
+class ScenarioError(InputError):
     """A scenario that cannot be booted as given; the text names the input."""
 
 
@@ -114,16 +117,6 @@ class Scenario:
 
     def replace(self, **changes) -> "Scenario":
         return dataclasses.replace(self, **changes)
-
-
-@dataclass(frozen=True)
-class Placement:
-    address: int
-    size: int
-
-    @property
-    def end(self) -> int:
-        return self.address + self.size
 
 
 @dataclass(frozen=True)

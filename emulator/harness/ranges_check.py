@@ -18,8 +18,9 @@ from dataclasses import dataclass
 
 from wrapper_model import Op
 
-from .image import FirmwareBuild
-from .mirror import DivergenceError, RangeHarness
+from ..checkers.mirror import DivergenceError
+from .firmware import FirmwareBuild
+from .range_harness import RangeHarness
 
 U64 = 1 << 64
 PAGE = 0x1000

@@ -35,7 +35,9 @@ from dataclasses import dataclass
 from unicorn import (UcError, UC_HOOK_MEM_READ_UNMAPPED, UC_HOOK_MEM_WRITE_UNMAPPED,
                      UC_PROT_ALL)
 
-from .elfimage import ElfImage
+from ..errors import BwemuError, SetupError
+from .addresses import LoadedImage
+from .elf import ElfImageError
 from .machine import PAGE, Machine, Stop
 
 #: Default instruction budget of one call: the range-table functions need a
@@ -60,7 +62,7 @@ SCRATCH_MIN = 0x4000    # pad + out area + a modest stack
 _MASK64 = (1 << 64) - 1
 
 
-class GuestCallError(Exception):
+class GuestCallError(BwemuError):
     """A guest call did not return normally; .stop says how it ended."""
 
     def __init__(self, function: str, stop: Stop, detail: str = "") -> None:
@@ -82,7 +84,7 @@ class CallStopped(GuestCallError):
     """A hook stopped the run before the function returned (e.g. a divergence)."""
 
 
-class CallSetupError(Exception):
+class CallSetupError(SetupError):
     """A call that cannot be made as asked (unknown symbol, too many args...)."""
 
 
@@ -176,8 +178,8 @@ class GuestCaller:
     """Calls functions of one loaded ELF image on one Machine.
 
     machine: the Machine the image is loaded in (not yet run if hooks are
-    still to be added).  elf: the image.  base: load offset (run-time
-    address = base + link-time address).  scratch: start of a page-aligned
+    still to be added).  image: the loaded image (its symbols and link
+    <-> guest addresses).  scratch: start of a page-aligned
     area of at least SCRATCH_MIN bytes of RAM that the image does not use;
     it holds the return pad, an out-parameter buffer (out_addr) and the
     stack the calls run on (growing down from its end).
@@ -188,7 +190,7 @@ class GuestCaller:
     realloc copies blocks there; this lets such calls run.
     """
 
-    def __init__(self, machine: Machine, elf: ElfImage, base: int, *, scratch: int,
+    def __init__(self, machine: Machine, image: LoadedImage, *, scratch: int,
                  scratch_size: int = 0x10000, demand_paging: bool = False,
                  startup_symbol: str | None = "start_wrapper") -> None:
         if scratch % PAGE or scratch_size < SCRATCH_MIN:
@@ -197,8 +199,7 @@ class GuestCaller:
         if not machine.in_ram(scratch, scratch_size):
             raise CallSetupError(f"scratch area 0x{scratch:x}+0x{scratch_size:x} is not RAM")
         self.machine = machine
-        self.elf = elf
-        self.base = base
+        self.image = image
         self.scratch = scratch
         self.return_pad = scratch + _PAD_OFF
         self.out_addr = scratch + _OUT_OFF
@@ -219,9 +220,9 @@ class GuestCaller:
         machine.write(self.stack_top - MIN_FRAME, b"\0" * 8)   # end of the back chain
         machine.on_code(self.return_pad, self._returned)
         self._startup_entry: int | None = None
-        if startup_symbol is not None and startup_symbol in elf.symbols:
+        if startup_symbol is not None and image.has_symbol(startup_symbol):
             # crt0's `bl` lands on the local entry (ELFv2: past the TOC set-up).
-            self._startup_entry = base + elf.local_entry(startup_symbol)
+            self._startup_entry = image.local_entry(startup_symbol)
             machine.on_code(self._startup_entry, self._startup_reached)
         if demand_paging:
             machine.uc.hook_add(UC_HOOK_MEM_READ_UNMAPPED | UC_HOOK_MEM_WRITE_UNMAPPED,
@@ -279,11 +280,11 @@ class GuestCaller:
             raise CallSetupError("no start-up symbol: the image has no start_wrapper")
         m = self.machine
         m.set_reg("r3", r3)
-        m.set_reg("r4", self.base + self.elf.span[0])
+        m.set_reg("r4", self.image.span.address)
         m.set_reg("r5", 0)
         self._in_startup = True
         try:
-            stop = m.run(self.base + self.elf.entry, budget)
+            stop = m.run(self.image.entry, budget)
         finally:
             self._in_startup = False
         if stop.reason != "startup":
@@ -298,12 +299,11 @@ class GuestCaller:
         if t is not None:
             return t
         try:
-            sym = self.elf.symbol(name)
-        except Exception as e:
+            code = self.image.function_entry(name)
+        except ElfImageError as e:
             raise CallSetupError(str(e)) from None
-        code = self.base + self.elf.function_entry(name)
-        if self.elf.elfv1:
-            desc = self.base + sym.value
+        if self.image.elf.elfv1:
+            desc = self.image.symbol_address(name)
             entry = self.machine.read_u64(desc)
             toc = self.machine.read_u64(desc + 8)
             if entry != code:

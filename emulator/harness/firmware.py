@@ -17,7 +17,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from ..errors import SetupError
+
+ROOT = Path(__file__).resolve().parent.parent.parent
 FIRMWARE_SRC = ROOT / "firmware"
 BUILD_ROOT = ROOT / "build"
 POLICIES = ("fixed", "seed")
@@ -25,7 +27,7 @@ ABIS = ("elfv1", "elfv2")
 CROSS_DEFAULT = "powerpc64-linux-gnu-"
 
 
-class FirmwareError(Exception):
+class FirmwareError(SetupError):
     """The firmware could not be built or composed; the text says why."""
 
 

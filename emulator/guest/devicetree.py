@@ -11,8 +11,10 @@ from dataclasses import dataclass
 
 import libfdt
 
+from ..errors import InputError
 
-class DeviceTreeError(Exception):
+
+class DeviceTreeError(InputError):
     """A device tree bwemu cannot use; the text says which and why."""
 
 
@@ -29,6 +31,105 @@ def _cells(data: bytes, n: int) -> int:
     return int.from_bytes(data[:4 * n], "big")
 
 
+FDT_MAGIC = 0xD00DFEED
+FDT_HEADER_SIZE = 40
+FDT_BEGIN_NODE, FDT_END_NODE, FDT_PROP, FDT_NOP, FDT_END = 1, 2, 3, 4, 9
+
+
+def _u32(blob: bytes, off: int) -> int:
+    return int.from_bytes(blob[off:off + 4], "big")
+
+
+def check_structure(blob: bytes, name: str = "device tree") -> None:
+    """A full structural check of a flattened tree (devicetree spec ch. 5):
+    the header against the blob's length, the reserve map's terminator,
+    every structure token, balanced nesting with one root, every property's
+    value inside the structure block and its name a NUL-terminated string
+    inside the strings block.  Raises DeviceTreeError naming the problem."""
+    def bad(what: str) -> DeviceTreeError:
+        return DeviceTreeError(f"{name}: {what}")
+    if len(blob) < FDT_HEADER_SIZE:
+        raise bad(f"{len(blob)} bytes, shorter than the 40-byte header")
+    if _u32(blob, 0) != FDT_MAGIC:
+        raise bad(f"magic is 0x{_u32(blob, 0):08x}, not 0xd00dfeed")
+    total, off_struct, off_strings, off_rsv, version = (_u32(blob, 4 * i) for i in range(1, 6))
+    size_strings, size_struct = _u32(blob, 32), _u32(blob, 36)
+    if total > len(blob):
+        raise bad(f"header totalsize 0x{total:x} is larger than the 0x{len(blob):x} bytes given")
+    if version < 17:
+        raise bad(f"header version {version}: only version 17 trees are checked")
+    for field_name, off, size in (("off_dt_struct", off_struct, size_struct),
+                                  ("off_dt_strings", off_strings, size_strings)):
+        if off < FDT_HEADER_SIZE or off + size > total:
+            raise bad(f"header {field_name} 0x{off:x} + 0x{size:x} bytes lies outside "
+                      f"totalsize 0x{total:x}")
+    if off_struct % 4:
+        raise bad(f"header off_dt_struct 0x{off_struct:x} is not 4-byte aligned")
+    if off_rsv % 8 or off_rsv < FDT_HEADER_SIZE:
+        raise bad(f"header off_mem_rsvmap 0x{off_rsv:x} is not an 8-byte aligned "
+                  f"offset past the header")
+    at = off_rsv
+    while True:
+        if at + 16 > total:
+            raise bad("the memory reserve map has no (0, 0) terminator inside totalsize")
+        if blob[at:at + 16] == bytes(16):
+            break
+        at += 16
+    strings = blob[off_strings:off_strings + size_strings]
+    end = off_struct + size_struct
+    pos, depth, roots, seen_end = off_struct, 0, 0, False
+    while pos < end:
+        if pos + 4 > end:
+            raise bad(f"structure block ends inside a token at 0x{pos:x}")
+        token = _u32(blob, pos)
+        pos += 4
+        if seen_end:
+            raise bad(f"token {token} after FDT_END at 0x{pos - 4:x}")
+        if token == FDT_BEGIN_NODE:
+            nul = blob.find(b"\0", pos, end)
+            if nul < 0:
+                raise bad(f"node name at 0x{pos:x} has no NUL inside the structure block")
+            if depth == 0:
+                roots += 1
+                if roots > 1:
+                    raise bad(f"a second root node at 0x{pos - 4:x}")
+                if nul != pos:
+                    raise bad("the root node has a name")
+            depth += 1
+            pos = (nul + 1 + 3) & ~3
+        elif token == FDT_END_NODE:
+            if depth == 0:
+                raise bad(f"FDT_END_NODE with no node open at 0x{pos - 4:x}")
+            depth -= 1
+        elif token == FDT_PROP:
+            if depth == 0:
+                raise bad(f"a property outside every node at 0x{pos - 4:x}")
+            if pos + 8 > end:
+                raise bad(f"property header at 0x{pos:x} runs past the structure block")
+            length, nameoff = _u32(blob, pos), _u32(blob, pos + 4)
+            pos += 8
+            if pos + length > end:
+                raise bad(f"property at 0x{pos - 12:x}: length 0x{length:x} runs past "
+                          f"the structure block")
+            if nameoff >= size_strings or strings.find(b"\0", nameoff) < 0:
+                raise bad(f"property at 0x{pos - 12:x}: name offset 0x{nameoff:x} is not "
+                          f"a string inside the strings block")
+            pos = (pos + length + 3) & ~3
+        elif token == FDT_NOP:
+            continue
+        elif token == FDT_END:
+            if depth != 0:
+                raise bad(f"FDT_END inside an open node at 0x{pos - 4:x}")
+            seen_end = True
+        else:
+            raise bad(f"unknown structure token 0x{token:x} at 0x{pos - 4:x}")
+    if roots == 0:
+        raise bad("no root node")
+    if not seen_end:
+        raise bad("the structure block has no FDT_END" if depth == 0 else
+                  f"{depth} node(s) left open at the end of the structure block")
+
+
 class DeviceTree:
     def __init__(self, blob: bytes, name: str = "device tree"):
         self.name = name
@@ -37,6 +138,10 @@ class DeviceTree:
             self.fdt = libfdt.Fdt(bytearray(self.blob))
         except libfdt.FdtException as e:
             raise DeviceTreeError(f"{name}: not a valid device tree ({e})") from None
+
+    def check_structure(self) -> None:
+        """The full structural check (check_structure()) of this tree."""
+        check_structure(self.blob, self.name)
 
     def _offset(self, path: str) -> int | None:
         try:
@@ -66,7 +171,12 @@ class DeviceTree:
         return get("#address-cells", 2), get("#size-cells", 1)
 
     def memory(self) -> list[tuple[int, int]]:
-        """Every (base, size) in the /memory nodes, in tree order."""
+        """Every (base, size) in the /memory nodes, in tree order.
+
+        A block of size 0 describes no memory and is left out: the one
+        rule for empty blocks, as the wrapper and the model read them
+        (docs/kexec.md), so an empty block at 0 is never taken for the
+        real-mode area."""
         ac, sc = self._node_cells(0)
         if not (1 <= ac <= 2 and 1 <= sc <= 2):
             raise DeviceTreeError(f"{self.name}: root #address-cells {ac} / "
@@ -86,9 +196,16 @@ class DeviceTree:
                     reg = b""
                 stride = 4 * (ac + sc)
                 for i in range(0, len(reg) - stride + 1, stride):
-                    out.append((_cells(reg[i:], ac), _cells(reg[i + 4 * ac:], sc)))
+                    base, size = _cells(reg[i:], ac), _cells(reg[i + 4 * ac:], sc)
+                    if size > 0:
+                        out.append((base, size))
             node = self.fdt.next_subnode(node, [libfdt.NOTFOUND])
         return out
+
+    def rma_size(self) -> int | None:
+        """The size of the first memory block at address 0 (the real-mode
+        area on pseries), None when there is none."""
+        return next((size for base, size in self.memory() if base == 0), None)
 
     def reserves(self) -> list[tuple[int, int]]:
         return [tuple(self.fdt.get_mem_rsv(i)) for i in range(self.fdt.num_mem_rsv())]

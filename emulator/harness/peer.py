@@ -47,9 +47,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .boot import Boot, BootResult
-from .elfimage import ElfImage
-from .image import FirmwareBuild
+from ..errors import SetupError
+from ..guest.devicetree import DeviceTree
+from ..guest.elf import ElfImage
+from .boot import Boot
+from .firmware import FirmwareBuild
+from .result import BootResult
 from .scenario import Scenario
 
 QEMU = "qemu-system-ppc64"
@@ -62,7 +65,7 @@ DEFAULT_TIMEOUT = 20.0      # seconds for a whole boot to the hand-off
 ENTRY_REGS = ("pc", "msr", "r1", "r3", "r4", "r5")
 
 
-class PeerError(Exception):
+class PeerError(SetupError):
     """QEMU is missing, refused the options, or did not answer."""
 
 
@@ -93,32 +96,8 @@ def tree_totalsize(tree: bytes) -> int:
 
 def rma_size(tree: bytes) -> int | None:
     """The size of the memory block at 0 (pseries puts exactly the RMA
-    there) as the tree's /memory@0 says, or None when there is none."""
-    import libfdt
-    fdt = libfdt.Fdt(tree)
-    root_ac = fdt.getprop(0, "#address-cells").as_uint32()
-    root_sc = fdt.getprop(0, "#size-cells").as_uint32()
-    node = fdt.first_subnode(0, quiet=[libfdt.NOTFOUND])
-    while node >= 0:
-        dt = fdt.getprop(node, "device_type", quiet=[libfdt.NOTFOUND])
-        if not isinstance(dt, int) and dt.as_str() == "memory":
-            reg = bytes(fdt.getprop(node, "reg"))
-            cells = [int.from_bytes(reg[i:i + 4], "big")
-                     for i in range(0, len(reg), 4)]
-            step = root_ac + root_sc
-            for i in range(0, len(cells) - step + 1, step):
-                base = _join(cells[i:i + root_ac])
-                if base == 0:
-                    return _join(cells[i + root_ac:i + step])
-        node = fdt.next_subnode(node, quiet=[libfdt.NOTFOUND])
-    return None
-
-
-def _join(cells: list[int]) -> int:
-    v = 0
-    for c in cells:
-        v = v << 32 | c
-    return v
+    there), or None when there is none."""
+    return DeviceTree(tree, "QEMU's device tree").rma_size()
 
 
 def expected_tree_address(rma: int) -> int:

@@ -16,7 +16,10 @@ guest really has, and nothing compared through that layout could be trusted.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
+import pickle
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator
@@ -25,6 +28,7 @@ from elftools.dwarf.die import DIE
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
+from ..errors import SetupError
 from wrapper_model.layout import (
     ArrayLayout,
     ByteOrder,
@@ -45,7 +49,7 @@ _DW_ATE_SIGNED_CHAR = 0x06
 _DW_OP_PLUS_UCONST = 0x23
 
 
-class DwarfLayoutError(Exception):
+class DwarfLayoutError(SetupError):
     """The layout of a symbol could not be read, or did not add up.
 
     The message always names the ELF and the symbol, since the usual cause
@@ -247,16 +251,59 @@ def read_struct_layout(elf: ELFFile, symbol: str, elf_name: str = "<elf>") -> St
 
 _cache: dict[tuple[str, int, int, str], StructLayout] = {}
 
+#: Bumped whenever StructLayout or this reader changes what it produces.
+DISK_CACHE_VERSION = 1
+
+#: How many times DWARF was really parsed in this process (for tests and
+#: benchmarks: a warm cache parses nothing).
+parses = 0
+
+
+def disk_cache_dir() -> Path | None:
+    """Where parsed layouts are kept between processes: $BWEMU_CACHE_DIR,
+    else $XDG_CACHE_HOME/bwemu, else ~/.cache/bwemu.  BWEMU_CACHE_DIR set
+    to the empty string turns the disk cache off."""
+    env = os.environ.get("BWEMU_CACHE_DIR")
+    if env is not None:
+        return Path(env) if env else None
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "bwemu"
+
+
+def _load_cached(file: Path) -> StructLayout | None:
+    try:
+        with file.open("rb") as f:
+            value = pickle.load(f)
+    except (OSError, pickle.PickleError, EOFError, AttributeError, ImportError,
+            IndexError, TypeError, ValueError):
+        return None      # absent or unreadable: parse again
+    return value if isinstance(value, StructLayout) else None
+
+
+def _store_cached(file: Path, layout: StructLayout) -> None:
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = file.with_name(f".{file.name}.{os.getpid()}")
+        with tmp.open("wb") as f:
+            pickle.dump(layout, f)
+        os.replace(tmp, file)     # readers never see half a file
+    except OSError:
+        pass             # a read-only home: the cache is an optimisation only
+
 
 def struct_layout(elf: str | os.PathLike[str] | ELFFile, symbol: str) -> StructLayout:
     """The layout of global `symbol`'s struct type.
 
-    Given a path, the answer is cached per (path, mtime, size, symbol), so a
-    rebuilt ELF is read again while repeated runs of one ELF cost nothing.
-    An open ELFFile is read each time (there is nothing reliable to key on).
+    Given a path, the answer is cached in this process per (path, mtime,
+    size, symbol), and on disk (disk_cache_dir()) per the SHA-256 of the
+    ELF's bytes, so a rebuilt ELF is read again while a repeated CLI run
+    of one ELF parses no DWARF at all.  An open ELFFile is read each time
+    (there is nothing reliable to key on).
     """
+    global parses
     if isinstance(elf, ELFFile):
         name = getattr(elf.stream, "name", "<elf>")
+        parses += 1
         return read_struct_layout(elf, symbol, str(name))
     path = Path(elf)
     try:
@@ -264,16 +311,35 @@ def struct_layout(elf: str | os.PathLike[str] | ELFFile, symbol: str) -> StructL
     except OSError as exc:
         raise DwarfLayoutError(str(path), symbol, f"cannot read the ELF: {exc}") from None
     key = (str(path.resolve()), st.st_mtime_ns, st.st_size, symbol)
-    if key not in _cache:
-        with path.open("rb") as f:
-            try:
-                elffile = ELFFile(f)
-            except Exception as exc:  # pyelftools raises several kinds
-                raise DwarfLayoutError(str(path), symbol, f"not a readable ELF: {exc}") from None
-            _cache[key] = read_struct_layout(elffile, symbol, str(path))
-    return _cache[key]
+    hit = _cache.get(key)
+    if hit is not None:
+        return hit
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DwarfLayoutError(str(path), symbol, f"cannot read the ELF: {exc}") from None
+    cache_dir = disk_cache_dir()
+    file = None
+    if cache_dir is not None:
+        digest = hashlib.sha256(data).hexdigest()[:40]
+        file = cache_dir / f"layout-v{DISK_CACHE_VERSION}-{digest}-{symbol}.pickle"
+        hit = _load_cached(file)
+        if hit is not None:
+            _cache[key] = hit
+            return hit
+    try:
+        elffile = ELFFile(io.BytesIO(data))
+    except Exception as exc:  # pyelftools raises several kinds
+        raise DwarfLayoutError(str(path), symbol, f"not a readable ELF: {exc}") from None
+    parses += 1
+    layout = read_struct_layout(elffile, symbol, str(path))
+    _cache[key] = layout
+    if file is not None:
+        _store_cached(file, layout)
+    return layout
 
 
 def clear_cache() -> None:
-    """Forget every cached layout (for tests that rewrite an ELF in place)."""
+    """Forget every layout cached in this process (for tests that rewrite
+    an ELF in place); the disk cache is keyed by content and needs none."""
     _cache.clear()

@@ -20,6 +20,8 @@ from unicorn import (Uc, UcError, UC_ARCH_PPC, UC_MODE_PPC64, UC_MODE_BIG_ENDIAN
                      UC_HOOK_MEM_WRITE, UC_PROT_ALL)
 from unicorn import ppc_const as P
 
+from ..errors import SetupError
+
 PAGE = 0x1000
 # emu_start needs an end address; this one is never reached (it is not
 # word-aligned, so no instruction can sit there).
@@ -27,10 +29,12 @@ NEVER = 0xFFFF_FFFF_FFFF_FFF1
 
 REGISTERS = {f"r{i}": getattr(P, f"UC_PPC_REG_{i}") for i in range(32)}
 REGISTERS.update(pc=P.UC_PPC_REG_PC, lr=P.UC_PPC_REG_LR, ctr=P.UC_PPC_REG_CTR,
-                 msr=P.UC_PPC_REG_MSR, cr=P.UC_PPC_REG_CR0)
+                 msr=P.UC_PPC_REG_MSR, cr=P.UC_PPC_REG_CR,
+                 xer=P.UC_PPC_REG_XER)
+# cr is the whole 32-bit condition register (UC_PPC_REG_CR0 is one 4-bit field).
 
 
-class MachineError(Exception):
+class MachineError(SetupError):
     """A request the machine cannot honour (bad memory map, bad address)."""
 
 

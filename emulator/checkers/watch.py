@@ -25,16 +25,19 @@ damage), except a store outside RAM, which Unicorn faults on anyway.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Any
 
 from unicorn import UC_HOOK_MEM_WRITE, UC_HOOK_MEM_WRITE_UNMAPPED
 from unicorn import ppc_const as P
 
-from .devicetree import DeviceTree, DeviceTreeError
-from .elfimage import ElfImage, SourceLocation
+from ..errors import CheckerError
+from ..guest.addresses import LoadedImage
+from ..guest.devicetree import DeviceTree, DeviceTreeError
+from ..guest.elf import ElfImage, SourceLocation
+from ..guest.observer import CheckState, CheckStatus, Guest, Handoff, RunOutcome
+from .rangetable import RangeTableView
 
-if TYPE_CHECKING:
-    from .boot import Boot
+NAME = "watch"
 
 WRAPPER, KERNEL = "wrapper", "kernel"
 ALWAYS = frozenset({WRAPPER, KERNEL})
@@ -79,43 +82,87 @@ class Overwrite:
                 f"{self.function or '?'} ({where}) during the {self.phase} phase")
 
 
-class Watch:
-    """Builds the protected regions of a Boot and hooks them.  Create it
-    before the first run (Boot does), after Boot's own hand-off hook."""
+@dataclass
+class WatchFindings:
+    """The regions the watch protected and every store that hit one."""
+    attached: bool
+    regions: list[ProtectedRegion] = field(default_factory=list)
+    overwrites: list[Overwrite] = field(default_factory=list)
+    why_not: str | None = None
 
-    def __init__(self, boot: "Boot"):
-        self.boot = boot
-        self.machine = boot.machine
+    @property
+    def status(self) -> CheckStatus:
+        if not self.attached:
+            return CheckStatus(NAME, CheckState.NOT_ATTACHED, self.why_not or "")
+        if self.overwrites:
+            first = self.overwrites[0]
+            more = f" and {len(self.overwrites) - 1} more" if len(self.overwrites) > 1 else ""
+            return CheckStatus(NAME, CheckState.FAILED,
+                               f"{first.region} written at 0x{first.address:x} by "
+                               f"{first.function or '?'}{more}")
+        return CheckStatus(NAME, CheckState.PASSED,
+                           f"no store into {len(self.regions)} protected regions")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"attached": self.attached, "why_not": self.why_not,
+                "regions": [{"name": r.name, "start": r.start, "end": r.end,
+                             "phases": sorted(r.phases)} for r in self.regions],
+                "overwrites": [overwrite_json(o) for o in self.overwrites]}
+
+
+def overwrite_json(o: Overwrite) -> dict[str, Any]:
+    """One hit as plain data."""
+    return {"region": o.region, "address": o.address, "size": o.size, "pc": o.pc,
+            "function": o.function, "file": o.file, "line": o.line, "phase": o.phase,
+            "count": o.count, "end": o.last,
+            "ranges": [list(e) for e in o.ranges],
+            "heap": None if o.heap is None else list(o.heap)}
+
+
+class Watch:
+    """Observer: builds the protected regions of a boot and hooks them."""
+
+    name = NAME
+
+    def __init__(self) -> None:
         self.phase = WRAPPER
         self.regions: list[ProtectedRegion] = []
         self.overwrites: list[Overwrite] = []
         self._by_key: dict[tuple[int, str], Overwrite] = {}
         self._kernel: ElfImage | None = None
         self._kernel_at = 0
-        self._table_layout = None
+        self._table: RangeTableView | None = None
+
+    def attach(self, guest: Guest) -> None:
+        self.guest = guest
+        self.machine = guest.machine
+        try:
+            self._table = RangeTableView(guest.image)
+        except CheckerError:
+            self._table = None     # a hit then shows no range table
         for region in self._initial_regions():
             self._protect(region)
         self.machine.uc.hook_add(UC_HOOK_MEM_WRITE_UNMAPPED, self._unmapped)
-        boot.on_handoff(self._handoff)
+        guest.on_handoff(self._handoff)
+
+    def finish(self, guest: Guest, run: RunOutcome) -> WatchFindings:
+        self.close()
+        return WatchFindings(True, list(self.regions), list(self.overwrites))
 
     # --- the regions -------------------------------------------------------
 
     def _initial_regions(self) -> list[ProtectedRegion]:
-        b = self.boot
-        img = b.wrapper
-        # .text, .rodata and .kernel are one run from _start_image up to
-        # _initrd_end (firmware/wrapper.lds); .data and .bss follow.
-        start = img.symbol("_start_image").value
-        end = img.symbol("_initrd_end").value
-        out = [ProtectedRegion("wrapper text, rodata and payload", b.base + start,
-                               b.base + end, frozenset({WRAPPER})),
-               ProtectedRegion("input device tree", b.layout.dtb.address,
-                               b.layout.dtb.address + len(b.dtb_in), frozenset({WRAPPER}))]
-        if b.layout.initrd is not None and b.layout.initrd.size > 0:
+        g = self.guest
+        text = _image_text(g.image)
+        out = [ProtectedRegion("wrapper text, rodata and payload", text[0], text[1],
+                               frozenset({WRAPPER})),
+               ProtectedRegion("input device tree", g.dtb.address, g.dtb.end,
+                               frozenset({WRAPPER}))]
+        if g.initrd is not None and g.initrd.size > 0:
             # Also protected in the kernel phase if it is handed on as it is
             # (decided at the hand-off).
             out.append(ProtectedRegion("initrd (from the chain-loader)",
-                                       b.layout.initrd.address, b.layout.initrd.end,
+                                       g.initrd.address, g.initrd.end,
                                        frozenset({WRAPPER})))
         for i, (addr, size) in enumerate(self._reserves()):
             if size > 0:
@@ -128,7 +175,7 @@ class Watch:
         spec: off_mem_rsvmap at header offset 16, (address, size) pairs of
         big-endian u64 up to a (0, 0) pair).  A broken map gives what could
         be read: the wrapper's own error is then the point of the run."""
-        blob = self.boot.dtb_in
+        blob = self.guest.dtb_blob
         out: list[tuple[int, int]] = []
         if len(blob) < 20:
             return out
@@ -143,6 +190,10 @@ class Watch:
         return out
 
     def _protect(self, region: ProtectedRegion) -> None:
+        if region.end <= region.start:
+            # Nothing to protect; and to Unicorn a hook whose begin is past
+            # its end covers every address.
+            return
         self.regions.append(region)
 
         def hook(uc, access, address, size, value, user):
@@ -150,14 +201,14 @@ class Watch:
         self.machine.uc.hook_add(UC_HOOK_MEM_WRITE, hook,
                                  begin=region.start, end=region.end - 1)
 
-    def _handoff(self, handoff) -> None:
+    def _handoff(self, handoff: Handoff) -> None:
         """The wrapper jumps to the kernel: from here on the final tree and
         the initrd as handed on are protected, the wrapper's things not.
         (Hooks added now are seen: store hooks already exist, and Boot
         flushes the translation cache after this.)"""
         self.phase = KERNEL
         dtb, self._kernel_at = handoff.dtb, handoff.kernel
-        final = self.boot.final_dtb
+        final = self.guest.final_dtb
         if final is not None:
             self._protect(ProtectedRegion("final device tree", dtb, dtb + len(final),
                                           frozenset({KERNEL})))
@@ -206,11 +257,10 @@ class Watch:
         """Function and line: the wrapper's DWARF if pc is in the wrapper,
         else the test kernel's, which runs where it was placed until it has
         copied itself to 0 and then at its link address 0."""
-        b = self.boot
-        start, end = b.wrapper.span
-        if b.base + start <= pc < b.base + end:
-            return b.wrapper.locate(pc - b.base)
-        if self.phase == KERNEL:
+        here = self.guest.image.locate(pc)
+        if here is not None:
+            return here
+        if self.phase == KERNEL and self.guest.kernel is not None:
             kernel = self._kernel_image()
             kstart, kend = kernel.span
             at = self._kernel_at
@@ -222,25 +272,17 @@ class Watch:
 
     def _kernel_image(self) -> ElfImage:
         if self._kernel is None:
-            self._kernel = ElfImage(self.boot.kernel_path)
+            assert self.guest.kernel is not None
+            self._kernel = ElfImage(self.guest.kernel.path)
         return self._kernel
 
     def _range_table(self) -> tuple[list[tuple[int, int]], tuple[int, int] | None]:
         """The wrapper's `ranges` as it is in guest memory now: its used
         entries and the heap (None before ranges_init_malloc)."""
-        from wrapper_model.layout import decode_range_table
-
-        from .dwarf_layout import struct_layout
-        b = self.boot
-        try:
-            if self._table_layout is None:
-                self._table_layout = struct_layout(b.wrapper.path, "ranges")
-            addr = b.base + b.wrapper.symbol("ranges").value
-            state = decode_range_table(self.machine.read(addr, self._table_layout.size),
-                                       self._table_layout)
-        except Exception:   # noqa: BLE001 - a report must not die on this
+        state = self._table.read_ranges(self.machine) if self._table is not None else None
+        if state is None:
             return [], None
-        used = [tuple(e) for e in state.entries[:min(state.count, len(state.entries))]]
+        used = [(s, e) for s, e in state.entries[:min(state.count, len(state.entries))]]
         heap = (state.heap_start, state.heap_end) if state.heap_end else None
         return used, heap
 
@@ -248,3 +290,20 @@ class Watch:
         if self._kernel is not None:
             self._kernel.close()
             self._kernel = None
+
+
+def _image_text(image: LoadedImage) -> tuple[int, int]:
+    """Guest [start, end) of what the image must not write: in our wrapper
+    .text, .rodata and .kernel are one run from _start_image up to
+    _initrd_end (firmware/wrapper.lds), with .data and .bss after it; an
+    image without those symbols is protected from its first loaded byte to
+    the end of its last segment's file bytes."""
+    if image.has_symbol("_start_image") and image.has_symbol("_initrd_end"):
+        return image.symbol_address("_start_image"), image.symbol_address("_initrd_end")
+    segs = image.elf.segments
+    return (image.span.address,
+            image.to_guest(max(s.vaddr + len(s.data) for s in segs)))
+
+
+__all__ = ["KERNEL", "OUTSIDE_RAM", "Overwrite", "ProtectedRegion", "WRAPPER", "Watch",
+           "WatchFindings", "overwrite_json"]

@@ -20,8 +20,10 @@ from pathlib import Path
 from elftools.elf.elffile import ELFFile
 from elftools.common.exceptions import ELFError
 
+from ..errors import InputError
 
-class ElfImageError(Exception):
+
+class ElfImageError(InputError):
     """An ELF file that is missing, malformed or not a ppc64 BE image."""
 
 
@@ -76,6 +78,14 @@ class ElfImage:
 
     def close(self) -> None:
         self._file.close()
+
+    def read(self, addr: int, size: int) -> bytes:
+        """Up to size file bytes from link address addr (within one segment)."""
+        for seg in self.segments:
+            if seg.vaddr <= addr < seg.vaddr + len(seg.data):
+                off = addr - seg.vaddr
+                return seg.data[off:off + size]
+        return b""
 
     @property
     def elfv1(self) -> bool:

@@ -1,0 +1,98 @@
+"""The kinds of address bwemu deals in, and the one place that converts them.
+
+- A *link address* is where the ELF says something is (st_value, p_vaddr,
+  a DWARF line row).  Only ElfImage speaks in link addresses.
+- A *guest address* is a physical address in the running guest (real
+  mode: no translation): a PC, a store's target, a placement.
+
+An image loaded away from its link address (the wrapper is position
+independent, and a chain-loader puts it where it likes) differs by one
+offset, and LoadedImage is the only code that adds or subtracts it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NewType
+
+from .elf import ElfImage, SourceLocation, Symbol
+
+LinkAddress = NewType("LinkAddress", int)
+GuestAddress = NewType("GuestAddress", int)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """[address, address + size) of guest memory, named by what lies there."""
+    address: int
+    size: int
+
+    @property
+    def end(self) -> int:
+        return self.address + self.size
+
+    def contains(self, addr: int, size: int = 1) -> bool:
+        return self.address <= addr and addr + size <= self.end
+
+    def overlaps(self, other: "Placement") -> bool:
+        return self.address < other.end and other.address < self.end
+
+
+class LoadedImage:
+    """An ElfImage as it sits in guest memory: `offset` added to every
+    link address (0 for an image at its link address)."""
+
+    def __init__(self, elf: ElfImage, offset: int) -> None:
+        self.elf = elf
+        self.offset = offset
+        start, end = elf.span
+        #: Everything the image loads, bss included, in guest addresses.
+        self.span = Placement(start + offset, end - start)
+
+    @classmethod
+    def at(cls, elf: ElfImage, load_address: int) -> "LoadedImage":
+        """The image with its lowest loaded byte at load_address."""
+        return cls(elf, load_address - elf.span[0])
+
+    def to_guest(self, link: int) -> GuestAddress:
+        return GuestAddress(link + self.offset)
+
+    def to_link(self, guest: int) -> LinkAddress | None:
+        """The link address of a guest address inside the image, else None."""
+        if not self.span.contains(guest):
+            return None
+        return LinkAddress(guest - self.offset)
+
+    @property
+    def entry(self) -> GuestAddress:
+        return self.to_guest(self.elf.entry)
+
+    def symbol(self, name: str) -> Symbol:
+        return self.elf.symbol(name)
+
+    def has_symbol(self, name: str) -> bool:
+        return name in self.elf.symbols
+
+    def symbol_address(self, name: str) -> GuestAddress:
+        """Where a data symbol (or an ELFv1 descriptor) is in the guest."""
+        return self.to_guest(self.elf.symbol(name).value)
+
+    def function_entry(self, name: str) -> GuestAddress:
+        """A function's code in the guest (through .opd for ELFv1)."""
+        return self.to_guest(self.elf.function_entry(name))
+
+    def local_entry(self, name: str) -> GuestAddress:
+        """Where a `bl` from inside the image lands (ELFv2 local entry)."""
+        return self.to_guest(self.elf.local_entry(name))
+
+    def locate(self, guest: int) -> SourceLocation | None:
+        """Function and source line of a guest PC inside the image."""
+        link = self.to_link(guest)
+        return None if link is None else self.elf.locate(link)
+
+    def segments(self) -> list[tuple[GuestAddress, bytes]]:
+        """Each PT_LOAD's file bytes and where they go in the guest."""
+        return [(self.to_guest(s.vaddr), s.data) for s in self.elf.segments]
+
+
+__all__ = ["GuestAddress", "LinkAddress", "LoadedImage", "Placement"]

@@ -1,0 +1,154 @@
+"""What an observer of a boot sees, and the small protocol it follows.
+
+A boot is a Guest (the machine, the loaded image with its symbols and its
+one address translator, the console, what the chain-loader put where)
+plus a list of observers.  Every observer follows one protocol:
+
+1. attach(guest): before the first instruction runs.  Hooks go in here
+   (Unicorn ignores hooks on code it has already translated).  An observer
+   that cannot work on this image says so in its findings; it does not
+   raise, because a silent checker must be reported, not hidden.
+2. guest.on_handoff(listener): optional, called once at the image's jump
+   to the kernel, with the registers read from the guest at that jump.
+3. finish(guest, run): after the run, returns its findings: a typed
+   object with a CheckStatus that says whether it was attached and, if it
+   is a checker, whether it passed.
+
+The boot runner (emulator/harness/runner.py) knows only this protocol;
+the checkers (emulator/checkers/) and the debugging observers know only
+this module and the guest layer below it.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol, runtime_checkable
+
+from .addresses import LoadedImage, Placement
+from .devices import Console, Hypervisor
+from .elf import ElfImage, SourceLocation
+from .machine import Machine
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """The image's jump to the kernel, read from the guest at the jump."""
+    dtb: int        # r3: the device tree handed on
+    kernel: int     # r4: where the kernel was placed
+    r5: int         # r5: 0 in the kexec convention (no Open Firmware)
+    entry: int      # the address jumped to
+
+
+@dataclass
+class KernelImage:
+    """The kernel the image carries: its ELF, for its size and symbols."""
+    path: Path
+    size: int       # its loaded span, bss included: its run-time footprint
+
+    @classmethod
+    def from_elf(cls, path: Path) -> "KernelImage":
+        elf = ElfImage(path)
+        try:
+            start, end = elf.span
+        finally:
+            elf.close()
+        return cls(Path(path), end - start)
+
+
+class Guest:
+    """One guest being booted, as every observer sees it."""
+
+    def __init__(self, machine: Machine, image: LoadedImage, console: Console,
+                 hypervisor: Hypervisor, *,
+                 dtb: Placement, dtb_blob: bytes, initrd: Placement | None,
+                 kernel: KernelImage | None) -> None:
+        self.machine = machine
+        #: The wrapper (or foreign image) and its link <-> guest translator.
+        self.image = image
+        self.console = console
+        #: The PAPR console and bwemu's kernel report (docs/guest-abi.md).
+        self.hypervisor = hypervisor
+        #: The device tree as the chain-loader handed it over, and where.
+        self.dtb = dtb
+        self.dtb_blob = dtb_blob
+        #: The chain-loader's initrd, if it loaded one.
+        self.initrd = initrd
+        self.kernel = kernel
+        #: Set at the hand-off, before the listeners run.
+        self.handoff: Handoff | None = None
+        self.final_dtb: bytes | None = None
+        self._handoff_listeners: list[Callable[[Handoff], None]] = []
+
+    def on_handoff(self, listener: Callable[[Handoff], None]) -> None:
+        """listener(handoff) once, at the jump to the kernel (final_dtb set)."""
+        self._handoff_listeners.append(listener)
+
+    def handed_off(self, handoff: Handoff, final_dtb: bytes | None) -> None:
+        """Called by the runner at the jump; tells every listener."""
+        self.handoff = handoff
+        self.final_dtb = final_dtb
+        for listener in self._handoff_listeners:
+            listener(handoff)
+
+    def locate(self, pc: int) -> SourceLocation | None:
+        """Function and line of a PC in the image (None outside it)."""
+        return self.image.locate(pc)
+
+
+class CheckState(enum.Enum):
+    PASSED = "passed"
+    FAILED = "failed"
+    NOT_ATTACHED = "not attached"
+    NO_VERDICT = "no verdict"      # attached, but had nothing to judge
+
+
+@dataclass(frozen=True)
+class CheckStatus:
+    """One observer's standing in a boot's verdict."""
+    name: str
+    state: CheckState
+    detail: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.state is CheckState.FAILED
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.state.value}" + (f" ({self.detail})" if self.detail else "")
+
+
+@runtime_checkable
+class Findings(Protocol):
+    """What an observer contributes to a boot's result."""
+
+    @property
+    def status(self) -> CheckStatus: ...
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """How the run ended, as the runner saw it (before any verdict)."""
+    reason: str          # an ExitReason value
+    message: str
+    pc: int
+    fatal_code: int | None = None   # the wrapper's fatal code (docs/guest-abi.md)
+    notes: list[str] = field(default_factory=list)
+
+
+class Observer(Protocol):
+    """A plug-in of a boot: see the module docstring."""
+
+    #: The key of its findings in BootResult.findings ("watch", "mirror"...).
+    name: str
+
+    def attach(self, guest: Guest) -> None: ...
+
+    def finish(self, guest: Guest, run: RunOutcome) -> Findings: ...
+
+
+__all__ = ["CheckState", "CheckStatus", "Findings", "Guest", "Handoff", "KernelImage",
+           "Observer", "RunOutcome"]
