@@ -1,7 +1,7 @@
 /*
  * The kernel payload (and optionally an initrd), carried inside the image
  * as zImage carries vmlinux.  KERNEL_PAYLOAD and INITRD_PAYLOAD are file
- * names given by the build (firmware/Makefile, emulator/image.py).
+ * names given by the build (firmware/Makefile, emulator/harness/firmware.py).
  */
 	.section ".kernel.vmlinux", "a"
 	.incbin	KERNEL_PAYLOAD

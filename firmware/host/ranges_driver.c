@@ -1,6 +1,6 @@
 /*
  * Drive memranges.c and simple_alloc.c on the host, one operation a line,
- * so Python can run long sequences in one process (emulator/native.py).
+ * so Python can run long sequences in one process (tests/native.py).
  *
  * Numbers are hexadecimal both ways (an optional 0x is accepted on input);
  * return codes are printed as signed decimal, the same digits for -5..5.
