@@ -113,7 +113,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_ranges_check(args: argparse.Namespace) -> int:
-    from .harness.ranges_check import check   # the mirror's harness: only when asked
+    from .harness.ranges_check import check  # the mirror's harness: only when asked
     build = FirmwareBuild(policy=args.policy, fault=args.fault)
     res = check(build, examples=args.examples, length=args.length, seed=args.seed)
     what = f"{res.examples} sequences, {res.operations} operations, {res.seconds:.1f} s"

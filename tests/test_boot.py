@@ -11,12 +11,11 @@ import libfdt
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from treeread import tree_contents
-
 from emulator import Boot, MemoryTree, boot, default_scenario
 from emulator.guest.devices import initrd_checksum
 from emulator.guest.elf import ElfImage
 from emulator.report import verdict
+from treeread import tree_contents
 
 MiB = 1 << 20
 

@@ -10,12 +10,19 @@ from pathlib import Path
 
 import pytest
 
-from emulator.guest.calling import (CallBudgetExhausted, CallSetupError, ContextSnapshot,
-                            GuestCaller, GuestFault, RegionSnapshot, signed32)
 from emulator.guest.addresses import LoadedImage
+from emulator.guest.calling import (
+    CallBudgetExhausted,
+    CallSetupError,
+    ContextSnapshot,
+    GuestCaller,
+    GuestFault,
+    RegionSnapshot,
+    signed32,
+)
 from emulator.guest.elf import ElfImage
-from emulator.harness.firmware import FirmwareBuild
 from emulator.guest.machine import Machine
+from emulator.harness.firmware import FirmwareBuild
 from emulator.harness.range_harness import HARNESS_BASE, RangeHarness
 
 U64_MAX = (1 << 64) - 1

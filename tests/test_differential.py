@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, assume, find, given, settings
 from hypothesis import strategies as st
 
 from emulator import Boot, default_scenario
-from emulator.harness.firmware import FirmwareBuild
 from emulator.checkers.mirror import DivergenceError, format_table
+from emulator.harness.firmware import FirmwareBuild
 from emulator.harness.range_harness import RangeHarness
 from native import SENTINEL, DriverError, HostRanges
 from tests.hostc import build_host_tool

@@ -13,11 +13,10 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 
-
 from emulator import Boot, default_scenario
+from emulator.checkers.mirror import API, DivergenceError
 from emulator.guest.elf import ElfImage, ElfImageError, _local_entry_offset
 from emulator.harness.firmware import FirmwareBuild, FirmwareError
-from emulator.checkers.mirror import API, DivergenceError
 from emulator.harness.range_harness import RangeHarness
 from tests.strategies import any_sequence
 from tests.test_differential import DIFF_SETTINGS, run_guest

@@ -23,8 +23,16 @@ from pathlib import Path
 
 import pytest
 from elftools.elf.elffile import ELFFile
-from unicorn import (Uc, UcError, UC_ARCH_PPC, UC_HOOK_INTR, UC_MODE_BIG_ENDIAN,
-                     UC_MODE_PPC64, UC_PROT_ALL, UC_TLB_VIRTUAL)
+from unicorn import (
+    UC_ARCH_PPC,
+    UC_HOOK_INTR,
+    UC_MODE_BIG_ENDIAN,
+    UC_MODE_PPC64,
+    UC_PROT_ALL,
+    UC_TLB_VIRTUAL,
+    Uc,
+    UcError,
+)
 from unicorn import ppc_const as P
 
 from hostc import FIRMWARE
@@ -275,7 +283,7 @@ def test_an_initrd_below_the_kernels_end_too_big_for_the_heap(build):
     fails (INITRD_MOVE); seed: the kernel (over 64K) does not fit (KERNEL)."""
     S = kernel_size(build.kernel)
     start, end = PAGE, PAGE + 0x20000
-    assert 0x10000 < S and align(S) <= end
+    assert S > 0x10000 and align(S) <= end
     tree = dtb(chosen_initrd(start, end), memory=memory_at_0(end + 0x10000))
     stop = run(build.wrapper, tree)
     if build.policy == "fixed":

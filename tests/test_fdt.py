@@ -16,7 +16,8 @@ from pathlib import Path
 
 import libfdt
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from hostc import FIRMWARE, build_host_tool
 

@@ -9,8 +9,7 @@ defines), and libfdt's from pylibfdt.
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import libfdt
 import pytest

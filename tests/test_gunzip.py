@@ -136,19 +136,19 @@ class Bits:
     def __init__(self):
         self.bits: list[int] = []
 
-    def put(self, value: int, n: int) -> "Bits":
+    def put(self, value: int, n: int) -> Bits:
         self.bits += [(value >> i) & 1 for i in range(n)]
         return self
 
-    def code(self, code: int, n: int) -> "Bits":
+    def code(self, code: int, n: int) -> Bits:
         self.bits += [(code >> i) & 1 for i in reversed(range(n))]
         return self
 
-    def align(self) -> "Bits":
+    def align(self) -> Bits:
         self.bits += [0] * (-len(self.bits) % 8)
         return self
 
-    def raw(self, data: bytes) -> "Bits":
+    def raw(self, data: bytes) -> Bits:
         self.align()
         for b in data:
             self.put(b, 8)
@@ -160,7 +160,7 @@ class Bits:
                      for i in range(0, len(self.bits), 8))
 
     # fixed Huffman code, RFC 1951 3.2.6
-    def lit(self, sym: int) -> "Bits":
+    def lit(self, sym: int) -> Bits:
         if sym < 144:
             return self.code(0x30 + sym, 8)
         if sym < 256:
@@ -169,7 +169,7 @@ class Bits:
             return self.code(sym - 256, 7)
         return self.code(0xC0 + sym - 280, 8)
 
-    def match(self, length: int, dist: int) -> "Bits":
+    def match(self, length: int, dist: int) -> Bits:
         i = max(k for k in range(29) if LEN_BASE[k] <= length)
         self.lit(257 + i).put(length - LEN_BASE[i], LEN_EXTRA[i])
         d = max(k for k in range(30) if DIST_BASE[k] <= dist)

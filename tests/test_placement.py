@@ -9,8 +9,16 @@ import dataclasses
 import pytest
 
 from wrapper_model.placement import (
-    FATAL_HEAP, FATAL_INITRD_INVERTED, FATAL_KERNEL, FATAL_KNOWN_RANGE,
-    FATAL_NO_RMA, PlacementInputs, Region, find_rma_end, predict)
+    FATAL_HEAP,
+    FATAL_INITRD_INVERTED,
+    FATAL_KERNEL,
+    FATAL_KNOWN_RANGE,
+    FATAL_NO_RMA,
+    PlacementInputs,
+    Region,
+    find_rma_end,
+    predict,
+)
 
 MiB = 1 << 20
 

@@ -14,7 +14,8 @@ import subprocess
 from dataclasses import dataclass, field
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.hostc import build_host_tool
 

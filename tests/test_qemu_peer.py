@@ -10,10 +10,20 @@ import pytest
 
 from emulator.guest.elf import ElfImage
 from emulator.harness.firmware import FirmwareBuild
-from emulator.harness.peer import (BIOS_ENTRY, EntryState, QemuPeer, bios_image, check,
-                           compare_consoles, expected_tree_address,
-                           parse_registers, qemu_available, run_bwemu,
-                           split_qemu_lines, window)
+from emulator.harness.peer import (
+    BIOS_ENTRY,
+    EntryState,
+    QemuPeer,
+    bios_image,
+    check,
+    compare_consoles,
+    expected_tree_address,
+    parse_registers,
+    qemu_available,
+    run_bwemu,
+    split_qemu_lines,
+    window,
+)
 
 needs_qemu = pytest.mark.skipif(not qemu_available(),
                                 reason="qemu-system-ppc64 is not installed")

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from emulator.harness.ranges_check import check
 from emulator.harness.firmware import FirmwareBuild, FirmwareError, known_faults
+from emulator.harness.ranges_check import check
 
 
 @pytest.mark.parametrize("fault", known_faults())

@@ -19,14 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import libfdt
-
-from treeread import properties, subnodes, tree_contents
 import pytest
 
 from emulator import Boot
 from emulator.guest.devices import H_PUT_TERM_CHAR, Console
 from emulator.guest.devicetree import DeviceTree
 from emulator.harness.scenario import Scenario, default_initrd
+from treeread import properties, subnodes, tree_contents
 
 DATA = Path(__file__).parent / "data"
 BANNER = "bwemu wrapper: running at"

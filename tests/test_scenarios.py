@@ -6,13 +6,14 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings, strategies as st
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
+from emulator.checkers.model import BootFacts, ModelFindings, compare
+from emulator.guest.devicetree import DeviceTree
 from emulator.harness import scenarios_lib
 from emulator.harness.boot import Boot, boot
-from emulator.guest.devicetree import DeviceTree
-from emulator.checkers.model import BootFacts, ModelFindings, compare
-from emulator.harness.scenario import MiB, MemoryTree, Scenario, ScenarioError, default_initrd
+from emulator.harness.scenario import MemoryTree, MiB, Scenario, ScenarioError, default_initrd
 
 POLICIES = ("fixed", "seed")
 

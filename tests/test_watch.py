@@ -13,12 +13,10 @@ from __future__ import annotations
 import json
 import re
 
-import pytest
-
 from emulator import Boot, default_scenario
+from emulator.checkers.watch import KERNEL, WRAPPER
 from emulator.cli import main
 from emulator.harness.firmware import ROOT
-from emulator.checkers.watch import KERNEL, WRAPPER
 
 HEAD_S = ROOT / "firmware" / "testkernel" / "head.S"
 INITRD_AT = 0x80000

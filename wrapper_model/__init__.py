@@ -4,10 +4,19 @@ ranges: the occupied-ranges table; heap: the simple allocator; layout: the
 exact bytes the guest keeps for both, laid out as the ELF's DWARF says.
 """
 
-from .constants import RANGES_MAX, ALLOC_MAX_RECORDS, RangesErr
-from .heap import AllocRecord, BlockCopy, HeapModel, HeapState
+from .constants import ALLOC_MAX_RECORDS, RANGES_MAX, RangesErr
 from .errors import BwemuError, ModelArgumentError, ModelError
-from .ranges import C_FUNCTIONS, OPERATIONS, OPS, Op, OpSignature, OpResult, RangeTable, RangeTableState
+from .heap import AllocRecord, BlockCopy, HeapModel, HeapState
+from .ranges import (
+    C_FUNCTIONS,
+    OPERATIONS,
+    OPS,
+    Op,
+    OpResult,
+    OpSignature,
+    RangeTable,
+    RangeTableState,
+)
 
 __all__ = [
     "ALLOC_MAX_RECORDS", "RANGES_MAX", "RangesErr",

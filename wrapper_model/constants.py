@@ -9,9 +9,9 @@ along with it.
 
 from __future__ import annotations
 
-from .errors import ModelArgumentError
-
 from enum import IntEnum
+
+from .errors import ModelArgumentError
 
 #: The mathematical 2^64: the spec's arithmetic is on unbounded integers, and
 #: "start + size > 2^64" is compared literally against this.

@@ -13,8 +13,6 @@ as a BlockCopy (last_copy) for a caller that does track memory to check.
 
 from __future__ import annotations
 
-from .errors import ModelArgumentError
-
 from dataclasses import dataclass
 
 from .constants import (
@@ -26,6 +24,7 @@ from .constants import (
     align_up,
     check_u64,
 )
+from .errors import ModelArgumentError
 
 
 @dataclass(frozen=True)

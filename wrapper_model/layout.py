@@ -16,15 +16,15 @@ from __future__ import annotations
 
 import functools
 import struct
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain
-from typing import Any, Iterator, Literal, Mapping, Sequence, Union
+from typing import Any, Literal, Union
 
 from .constants import ALLOC_MAX_RECORDS, RANGES_MAX
 from .errors import ModelError
 from .heap import AllocRecord, HeapModel, HeapState
 from .ranges import RangeTable, RangeTableState
-
 
 #: The target's byte order, in the spelling int.to_bytes takes.
 ByteOrder = Literal["big", "little"]
@@ -47,7 +47,7 @@ class ScalarLayout:
 class ArrayLayout:
     """`count` consecutive elements, with no gaps between them (as in C)."""
 
-    element: "TypeLayout"
+    element: TypeLayout
     count: int
 
     @property
@@ -61,7 +61,7 @@ class FieldLayout:
 
     name: str
     offset: int
-    type: "TypeLayout"
+    type: TypeLayout
 
     @property
     def size(self) -> int:

@@ -22,11 +22,10 @@ docs/kexec.md ("Readings the model takes"):
 
 from __future__ import annotations
 
-from .errors import ModelArgumentError, ModelError
-
 from dataclasses import dataclass, field
 
 from .constants import RangesErr
+from .errors import ModelArgumentError, ModelError
 from .heap import HeapModel
 from .ranges import RangeTable, RangeTableState
 

@@ -18,10 +18,8 @@ them (None when the spec says the out-parameter is left untouched).
 
 from __future__ import annotations
 
-from .errors import ModelArgumentError
-
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
 
 from .constants import (
     RANGES_HEAP_ALIGN,
@@ -33,6 +31,7 @@ from .constants import (
     align_up,
     check_u64,
 )
+from .errors import ModelArgumentError
 from .heap import HeapModel
 
 #: A half-open interval [start, end) of guest physical addresses.

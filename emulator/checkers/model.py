@@ -17,9 +17,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wrapper_model.placement import (
-    FATAL_DTB, FATAL_HEAP, FATAL_INITRD_ALLOC, FATAL_INITRD_INVERTED,
-    FATAL_INITRD_MOVE, FATAL_KERNEL, FATAL_KERNEL_RESERVE, FATAL_KNOWN_RANGE,
-    FATAL_NO_RMA, PlacementInputs, Prediction, predict)
+    FATAL_DTB,
+    FATAL_HEAP,
+    FATAL_INITRD_ALLOC,
+    FATAL_INITRD_INVERTED,
+    FATAL_INITRD_MOVE,
+    FATAL_KERNEL,
+    FATAL_KERNEL_RESERVE,
+    FATAL_KNOWN_RANGE,
+    FATAL_NO_RMA,
+    PlacementInputs,
+    Prediction,
+    predict,
+)
 from wrapper_model.ranges import RangeTableState
 
 from ..errors import CheckerError

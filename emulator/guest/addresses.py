@@ -34,7 +34,7 @@ class Placement:
     def contains(self, addr: int, size: int = 1) -> bool:
         return self.address <= addr and addr + size <= self.end
 
-    def overlaps(self, other: "Placement") -> bool:
+    def overlaps(self, other: Placement) -> bool:
         return self.address < other.end and other.address < self.end
 
 
@@ -50,7 +50,7 @@ class LoadedImage:
         self.span = Placement(start + offset, end - start)
 
     @classmethod
-    def at(cls, elf: ElfImage, load_address: int) -> "LoadedImage":
+    def at(cls, elf: ElfImage, load_address: int) -> LoadedImage:
         """The image with its lowest loaded byte at load_address."""
         return cls(elf, load_address - elf.span[0])
 

@@ -32,8 +32,7 @@ from __future__ import annotations
 import ctypes
 from dataclasses import dataclass
 
-from unicorn import (UcError, UC_HOOK_MEM_READ_UNMAPPED, UC_HOOK_MEM_WRITE_UNMAPPED,
-                     UC_PROT_ALL)
+from unicorn import UC_HOOK_MEM_READ_UNMAPPED, UC_HOOK_MEM_WRITE_UNMAPPED, UC_PROT_ALL, UcError
 
 from ..errors import BwemuError, SetupError
 from .addresses import LoadedImage
@@ -412,8 +411,13 @@ class ContextSnapshot:
 
     def __init__(self, machine: Machine) -> None:
         import ctypes
-        from unicorn import (UC_CTL_CONTEXT_CPU, UC_CTL_CONTEXT_MEMORY,
-                             UC_CTL_CONTEXT_MODE, UC_CTL_IO_WRITE)
+
+        from unicorn import (
+            UC_CTL_CONTEXT_CPU,
+            UC_CTL_CONTEXT_MEMORY,
+            UC_CTL_CONTEXT_MODE,
+            UC_CTL_IO_WRITE,
+        )
         self.machine = machine
         # The Python binding of 2.1.4 has no wrapper for this control.
         machine.uc.ctl(UC_CTL_CONTEXT_MODE, UC_CTL_IO_WRITE,

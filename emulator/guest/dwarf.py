@@ -20,15 +20,15 @@ import hashlib
 import io
 import os
 import pickle
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from elftools.dwarf.die import DIE
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
-from ..errors import SetupError
 from wrapper_model.layout import (
     ArrayLayout,
     ByteOrder,
@@ -37,6 +37,8 @@ from wrapper_model.layout import (
     StructLayout,
     TypeLayout,
 )
+
+from ..errors import SetupError
 
 # Tags whose only job is to wrap another type.
 _TRANSPARENT_TAGS = frozenset({

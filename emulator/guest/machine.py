@@ -12,12 +12,22 @@ Unicorn 2.1.4 facts this relies on (docs/unicorn-notes.md):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
-from unicorn import (Uc, UcError, UC_ARCH_PPC, UC_MODE_PPC64, UC_MODE_BIG_ENDIAN,
-                     UC_TLB_VIRTUAL, UC_HOOK_CODE, UC_HOOK_INTR, UC_HOOK_BLOCK,
-                     UC_HOOK_MEM_WRITE, UC_PROT_ALL)
+from unicorn import (
+    UC_ARCH_PPC,
+    UC_HOOK_BLOCK,
+    UC_HOOK_CODE,
+    UC_HOOK_INTR,
+    UC_HOOK_MEM_WRITE,
+    UC_MODE_BIG_ENDIAN,
+    UC_MODE_PPC64,
+    UC_PROT_ALL,
+    UC_TLB_VIRTUAL,
+    Uc,
+    UcError,
+)
 from unicorn import ppc_const as P
 
 from ..errors import SetupError

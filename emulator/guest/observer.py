@@ -22,9 +22,10 @@ this module and the guest layer below it.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from .addresses import LoadedImage, Placement
 from .devices import Console, Hypervisor
@@ -48,7 +49,7 @@ class KernelImage:
     size: int       # its loaded span, bss included: its run-time footprint
 
     @classmethod
-    def from_elf(cls, path: Path) -> "KernelImage":
+    def from_elf(cls, path: Path) -> KernelImage:
         elf = ElfImage(path)
         try:
             start, end = elf.span

@@ -11,7 +11,7 @@ other observer added (`observers=`).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..checkers.handoff import HandoffCheck
 from ..checkers.mirror import MirrorChecker

@@ -10,8 +10,8 @@ there is one set of link flags; results are cached by content.
 from __future__ import annotations
 
 import hashlib
-import re
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -106,7 +106,7 @@ class FirmwareBuild:
     def _run_make(self, *args: str, **variables: str) -> None:
         _make(self.directory, *args, ABI=self.abi, **variables)
 
-    def ensure_built(self) -> "FirmwareBuild":
+    def ensure_built(self) -> FirmwareBuild:
         """Runs make when the sources changed since this process last did
         (make itself decides what to rebuild; this only saves its start-up
         on every boot of a campaign)."""

@@ -10,8 +10,8 @@ operation at a time (minimise()).
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 from wrapper_model import Op, OpResult, RangeTable
 

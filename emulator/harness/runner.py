@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..guest.addresses import LoadedImage, Placement
-from ..guest.devices import (EXCP_NAMES, EXCP_PROGRAM, EXCP_SYSCALL, Console, Hypervisor,
-                             Uart16550)
+from ..guest.devices import EXCP_NAMES, EXCP_PROGRAM, EXCP_SYSCALL, Console, Hypervisor, Uart16550
 from ..guest.devicetree import DeviceTree, DeviceTreeError
 from ..guest.elf import ElfImage
 from ..guest.machine import Machine, Stop

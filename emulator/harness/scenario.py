@@ -18,7 +18,6 @@ import libfdt
 from ..errors import InputError
 from ..guest.addresses import Placement
 
-
 MiB = 1 << 20
 ALIGN = 0x10000          # kexec-tools places segments on 64 KiB boundaries
 DEFAULT_BUDGET = 400_000_000
@@ -106,7 +105,7 @@ class Scenario:
 
     @classmethod
     def from_files(cls, dtb: Path, *, initrd: Path | None = None,
-                   **kwargs) -> "Scenario":
+                   **kwargs) -> Scenario:
         def read(p: Path, what: str) -> bytes:
             try:
                 return Path(p).read_bytes()
@@ -115,7 +114,7 @@ class Scenario:
         return cls(name=Path(dtb).name, dtb=read(dtb, "device tree"),
                    initrd=read(initrd, "initrd") if initrd else None, **kwargs)
 
-    def replace(self, **changes) -> "Scenario":
+    def replace(self, **changes) -> Scenario:
         return dataclasses.replace(self, **changes)
 
 

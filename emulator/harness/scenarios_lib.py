@@ -10,10 +10,10 @@ situation it is named for.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
-from .scenario import MiB, MemoryTree, Scenario, ScenarioError, default_initrd
+from .scenario import MemoryTree, MiB, Scenario, ScenarioError, default_initrd
 
 #: A test-kernel bss that makes S larger than the default wrapper address
 #: (32 MiB): such a kernel cannot run below the wrapper.

@@ -34,12 +34,12 @@ operation includes the nested ones.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable, Iterable
 from itertools import chain
-from typing import Any, Callable, Iterable
 
 from unicorn import UC_HOOK_BLOCK, UcError
 
-from wrapper_model import HeapState, Op, OpResult, RangeTable, RangeTableState
+from wrapper_model import Op, OpResult, RangeTable
 from wrapper_model.layout import diff_bytes
 
 from ...errors import CheckerError

@@ -25,7 +25,7 @@ class ApiFunction:
     out_reg: int = 0     # which argument register (0 = r3) holds the out pointer
 
     @classmethod
-    def from_signature(cls, sig: OpSignature) -> "ApiFunction":
+    def from_signature(cls, sig: OpSignature) -> ApiFunction:
         # The out-parameter follows the integer arguments (docs/memranges.md).
         return cls(sig.c_function, sig.name, sig.nargs, sig.returns, sig.out,
                    sig.nargs if sig.out else 0)

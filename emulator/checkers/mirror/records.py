@@ -3,9 +3,9 @@ first divergence, with the text each prints as."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Callable, Iterable
 
 from wrapper_model import HeapState, Op, OpResult, RangeTableState
 from wrapper_model.constants import RangesErr
