@@ -12,6 +12,7 @@ build_host_tool); this module only needs the executable's path.
 
 from __future__ import annotations
 
+import contextlib
 import struct
 import subprocess
 from dataclasses import dataclass
@@ -149,15 +150,11 @@ class HostRanges:
     def close(self) -> None:
         proc = self._proc
         if proc.poll() is None:
-            try:
+            with contextlib.suppress(BrokenPipeError):
                 proc.stdin.write("quit\n")
                 proc.stdin.flush()
-            except BrokenPipeError:
-                pass
-        try:
+        with contextlib.suppress(BrokenPipeError):
             proc.stdin.close()
-        except BrokenPipeError:
-            pass
         try:
             proc.wait(self.timeout)
         except subprocess.TimeoutExpired:

@@ -100,7 +100,8 @@ def sample_model() -> RangeTable:
 def test_range_table_layout_follows_the_header(layouts: tuple[StructLayout, StructLayout]) -> None:
     r, _ = layouts
     assert r.name == "range_table" and r.byte_order == "big"
-    assert [f.name for f in r.fields] == ["rma_end", "heap_start", "heap_end", "count", "refused", "entry"]
+    assert [f.name for f in r.fields] == ["rma_end", "heap_start", "heap_end", "count", "refused",
+                                          "entry"]
     assert offsets(r) == {"rma_end": 0, "heap_start": 8, "heap_end": 16, "count": 24,
                           "refused": 28, "entry": 32}
     assert r.field("count").type == ScalarLayout(4, "u32")
@@ -134,7 +135,8 @@ def test_layout_size_matches_the_symbol_size(build: Path) -> None:
 
 def test_dwarf2_member_locations_as_expressions_give_the_same_layout(build: Path,
         layouts: tuple[StructLayout, StructLayout]) -> None:
-    obj = compile_guest_object(REAL_OBJECTS_C, build, "dwarf2", extra=("-gdwarf-2", "-gstrict-dwarf"))
+    obj = compile_guest_object(REAL_OBJECTS_C, build, "dwarf2",
+                               extra=("-gdwarf-2", "-gstrict-dwarf"))
     assert (struct_layout(obj, "ranges"), struct_layout(obj, "heap")) == layouts
 
 
@@ -216,7 +218,8 @@ def test_a_non_struct_variable_is_refused(build: Path) -> None:
 def test_symbol_size_disagreeing_with_dwarf_is_an_error(build: Path) -> None:
     src = '#include "memranges.h"\nstruct range_table ranges;\n__asm__(".size ranges, 16");\n'
     obj = compile_guest_object(src, build, "badsize", extra=("-fno-toplevel-reorder",))
-    with pytest.raises(DwarfLayoutError, match=r"badsize\.o: symbol 'ranges': .*544 bytes.*st_size is 16"):
+    with pytest.raises(DwarfLayoutError,
+                       match=r"badsize\.o: symbol 'ranges': .*544 bytes.*st_size is 16"):
         struct_layout(obj, "ranges")
 
 
@@ -246,7 +249,8 @@ def test_layouts_are_cached_per_path_and_reread_when_the_file_changes(build: Pat
 # --- rendering the model through the real layout ------------------------------------------------
 
 
-def test_rendered_range_table_bytes_are_the_struct(layouts: tuple[StructLayout, StructLayout]) -> None:
+def test_rendered_range_table_bytes_are_the_struct(
+        layouts: tuple[StructLayout, StructLayout]) -> None:
     r, _ = layouts
     t = sample_model()
     data = render_range_table(t, r)
@@ -275,7 +279,8 @@ def test_decoding_keeps_a_dirty_tail_visible(layouts: tuple[StructLayout, Struct
     assert decode_range_table(bytes(data), r) != t.state()
 
 
-def test_byte_diff_names_the_field_its_offset_and_both_values(layouts: tuple[StructLayout, StructLayout]) -> None:
+def test_byte_diff_names_the_field_its_offset_and_both_values(
+        layouts: tuple[StructLayout, StructLayout]) -> None:
     r, _ = layouts
     t = sample_model()
     good = render_range_table(t, r)
@@ -287,7 +292,8 @@ def test_byte_diff_names_the_field_its_offset_and_both_values(layouts: tuple[Str
     diffs = diff_bytes(r, good, bytes(bad))
     assert diffs == [FieldDiff("refused", 28, 4, 0, 7),
                      FieldDiff("entry[3].end", off, 8, t.state().entries[3][1], 0xDEAD)]
-    assert str(diffs[1]) == f"entry[3].end @+{off:#x}: expected {t.state().entries[3][1]:#x}, got 0xdead"
+    want = t.state().entries[3][1]
+    assert str(diffs[1]) == f"entry[3].end @+{off:#x}: expected {want:#x}, got 0xdead"
 
 
 def test_rendering_refuses_a_struct_with_a_field_the_model_lacks(build: Path) -> None:
@@ -299,7 +305,8 @@ def test_rendering_refuses_a_struct_with_a_field_the_model_lacks(build: Path) ->
         render_range_table(sample_model(), r)
 
 
-def test_rendering_refuses_values_too_wide_for_the_field(layouts: tuple[StructLayout, StructLayout]) -> None:
+def test_rendering_refuses_values_too_wide_for_the_field(
+        layouts: tuple[StructLayout, StructLayout]) -> None:
     r, _ = layouts
     t = sample_model()
     st = t.state()

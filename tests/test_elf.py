@@ -122,7 +122,8 @@ def test_larger_phentsize_and_late_phoff(parse):
 
 
 def test_buffer_ending_exactly_at_the_phdrs_is_enough(parse):
-    image = make_elf([phdr(offset=0x1000, paddr=0x100, vaddr=0x100, filesz=8, memsz=8)], entry=0x100)
+    image = make_elf([phdr(offset=0x1000, paddr=0x100, vaddr=0x100, filesz=8, memsz=8)],
+                     entry=0x100)
     assert len(image) == 64 + 56
     assert parse(image)["phdrs_end"] == len(image)
     assert parse(image[:-1]) == SHORT
@@ -155,10 +156,14 @@ GOOD = [phdr(offset=0x1000, paddr=0x100, vaddr=0x100, filesz=8, memsz=8)]
     (make_elf(GOOD, 0x100)[:64], SHORT),  # phdr missing
     (make_elf([], 0x100), NOLOAD),
     (make_elf([phdr(PT_NOTE, filesz=4, memsz=4)], 0x100), NOLOAD),
-    (make_elf([phdr(offset=0x1000, paddr=0x100, vaddr=0x100, filesz=9, memsz=8)], 0x100), BADSEGMENT),
-    (make_elf([phdr(offset=2**64 - 4, paddr=0x100, vaddr=0x100, filesz=8, memsz=8)], 0x100), BADSEGMENT),
-    (make_elf([phdr(offset=0, paddr=2**64 - 4, vaddr=0x100, filesz=8, memsz=8)], 0x100), BADSEGMENT),
-    (make_elf([phdr(offset=0, paddr=0x100, vaddr=2**64 - 4, filesz=8, memsz=8)], 0x100), BADSEGMENT),
+    (make_elf([phdr(offset=0x1000, paddr=0x100, vaddr=0x100, filesz=9, memsz=8)], 0x100),
+     BADSEGMENT),
+    (make_elf([phdr(offset=2**64 - 4, paddr=0x100, vaddr=0x100, filesz=8, memsz=8)], 0x100),
+     BADSEGMENT),
+    (make_elf([phdr(offset=0, paddr=2**64 - 4, vaddr=0x100, filesz=8, memsz=8)], 0x100),
+     BADSEGMENT),
+    (make_elf([phdr(offset=0, paddr=0x100, vaddr=2**64 - 4, filesz=8, memsz=8)], 0x100),
+     BADSEGMENT),
     (make_elf(GOOD, entry=0xFF), BADSEGMENT),    # entry below the image
     (make_elf(GOOD, entry=0x108), BADSEGMENT),   # entry past its end
 ])

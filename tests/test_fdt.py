@@ -159,7 +159,7 @@ def test_path_offsets_match_pylibfdt(drv):
     blob = dtc(SAMPLE_DTS)
     fdt = libfdt.Fdt(blob)
     ours = drv.run(blob, *[x for p in SAMPLE_PATHS for x in ("path", p)])
-    for path, got in zip(SAMPLE_PATHS, ours):
+    for path, got in zip(SAMPLE_PATHS, ours, strict=True):
         want = fdt.path_offset(path, quiet=(libfdt.NOTFOUND,))
         assert got == (str(want) if want >= 0 else err(NOTFOUND)), path
 
@@ -219,7 +219,7 @@ def test_reserve_map_matches_pylibfdt(drv):
     blob = dtc(SAMPLE_DTS)
     fdt = libfdt.Fdt(blob)
     want = [str(fdt.num_mem_rsv())] + [
-        "0x%x 0x%x" % tuple(fdt.get_mem_rsv(i)) for i in range(fdt.num_mem_rsv())]
+        "{:#x} {:#x}".format(*fdt.get_mem_rsv(i)) for i in range(fdt.num_mem_rsv())]
     assert want[0] == "2"
     assert drv.run(blob, "rsv") == want
     assert drv.run(blob, "rsvget", "2", "rsvget", "-1") == [err(NOTFOUND)] * 2
@@ -558,7 +558,7 @@ def test_random_tree_reads_match_pylibfdt(drv, tree, rsv):
     flat = flatten(tree)
     offsets = node_offsets(fdt)
     assert list(offsets) == list(flat)
-    ops, want = ["rsv"], [str(len(rsv))] + ["0x%x 0x%x" % r for r in rsv]
+    ops, want = ["rsv"], [str(len(rsv))] + [f"{a:#x} {s:#x}" for a, s in rsv]
     for path, props in flat.items():
         # A path may match an earlier "name@addr" sibling: compare the lookup
         # with pylibfdt's, and read properties by the node's real offset.
@@ -617,7 +617,7 @@ def test_random_edits_read_back_with_pylibfdt(drv, script):
     ops, want = script
     lines, out = drv.edit(dtc("/dts-v1/; / { };"), "open", 8192, *ops, "pack")
     assert lines[0] == "ok" and lines[-1] == "ok"
-    assert all(l == "ok" or l.isdigit() or l == err(EXISTS) for l in lines)
+    assert all(line == "ok" or line.isdigit() or line == err(EXISTS) for line in lines)
     got = pyfdt_tree(out)
     assert got == want
     assert list(got) == list(want)
@@ -705,7 +705,7 @@ def test_every_truncation_with_a_consistent_header_is_caught(drv):
     cuts = list(range(st_off, len(odd)))
     blobs = [with_hdr(odd[:n], totalsize=n, size_dt_struct=n - st_off) for n in cuts]
     results = drv.probe_many(blobs)
-    for n, r in zip(cuts, results):
+    for n, r in zip(cuts, results, strict=True):
         size = n - st_off
         if size % 4 or size < 16:
             assert r == err(BADLAYOUT), n
@@ -736,7 +736,7 @@ def test_every_single_byte_corruption_gives_a_code_not_a_crash(drv):
             assert write == "ok 0" or write in codes, line
         seen.add(read)
     # The magic word is checked for every change to it.
-    assert all(l.split(" ", 2)[2] == err(BADMAGIC) for l in lines[:16])
+    assert all(line.split(" ", 2)[2] == err(BADMAGIC) for line in lines[:16])
     assert {err(BADMAGIC), err(BADVERSION), err(TRUNCATED), err(BADSTRUCTURE),
             err(BADLAYOUT)} <= seen
 

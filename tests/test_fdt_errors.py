@@ -66,7 +66,7 @@ def test_strerror_has_distinct_text_for_each_code_and_only_for_them(drv, ours):
     list is every code fdt_strerror knows."""
     probe = range(1, max(libfdt_codes().values()) + 8)
     lines = drv(*[x for c in probe for x in ("strerror", str(-c))])
-    text = dict(zip(probe, lines))
+    text = dict(zip(probe, lines, strict=True))
     unknown = drv("strerror", "-100000")[0]
     mine = {n: text[n] for n in ours.values()}
     assert unknown not in mine.values()

@@ -238,7 +238,8 @@ def test_windows_crossing_flush_block_boundaries(run):
     stream = b"".join(parts)
     assert gzip.decompress(stream) == data
     for b in cut:
-        for skip, length in [(b - 1, 2), (b - 300, 600), (b, 1), (b - 1, 1), (0, b), (b, len(data) - b)]:
+        for skip, length in [(b - 1, 2), (b - 300, 600), (b, 1), (b - 1, 1), (0, b),
+                             (b, len(data) - b)]:
             assert run.range(stream, skip, length) == (0, data[skip:skip + length]), (skip, length)
 
 
@@ -358,7 +359,7 @@ def test_flipped_bytes_give_an_error_or_the_same_data(run):
             cases.append((pos, mask))
             requests.append((bytes(bad), 0, len(SMALL)))
     errors = 0
-    for (pos, mask), (rc, out) in zip(cases, run.batch(requests)):
+    for (pos, mask), (rc, out) in zip(cases, run.batch(requests), strict=True):
         # FTEXT, MTIME, XFL, OS: informational only
         if 4 <= pos < 10 or (pos, mask) == (3, 0x01):
             assert (rc, out) == (0, SMALL), (pos, mask)

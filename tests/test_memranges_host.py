@@ -832,6 +832,6 @@ FAULT_CATCHERS = {
 def test_fault_build_fails_a_behaviour_test(fault):
     """Each catcher, run against the faulty build, fails an assertion."""
     for check in FAULT_CATCHERS[fault]:
-        with HostRanges(build_driver(f"FAULT_{fault}=1")) as faulty:
-            with pytest.raises(AssertionError):
-                check(faulty)
+        with HostRanges(build_driver(f"FAULT_{fault}=1")) as faulty, \
+                pytest.raises(AssertionError):
+            check(faulty)

@@ -9,6 +9,7 @@ bytes it renders for the guest's structs.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from pathlib import Path
 
 import pytest
@@ -58,7 +59,8 @@ def full_table(rma_end: int = 0x100000) -> RangeTable:
 
 
 def test_error_codes_are_the_negated_header_numbers() -> None:
-    assert [int(e) for e in (OK, OVERFLOW, INVERTED, FULL, NOSPACE, NOHEAP)] == [0, -1, -2, -3, -4, -5]
+    codes = (OK, OVERFLOW, INVERTED, FULL, NOSPACE, NOHEAP)
+    assert [int(e) for e in codes] == [0, -1, -2, -3, -4, -5]
 
 
 # --- ranges_init --------------------------------------------------------------------
@@ -655,7 +657,7 @@ def invariant_violations(state: RangeTableState, heap_model: HeapModel | None = 
         for b, e in blocks:
             if not heap_model.base <= b < e <= heap_model.end:
                 bad.append(f"block [{b:#x}, {e:#x}) outside the heap")
-        for (_, e1), (b2, _) in zip(blocks, blocks[1:]):
+        for (_, e1), (b2, _) in itertools.pairwise(blocks):
             if e1 > b2:
                 bad.append("two used blocks overlap")
         for r in heap_model.records:
@@ -670,7 +672,8 @@ def test_invariant_checker_catches_broken_states() -> None:
     assert invariant_violations(good) == []
     touching = RangeTableState(0x10000, 0, 0, 2, 0, ((0x1000, 0x2000), (0x2000, 0x4000)) + zero[2:])
     above = RangeTableState(0x3000, 0, 0, 2, 0, ((0x1000, 0x2000), (0x3000, 0x4000)) + zero[2:])
-    dirty_tail = RangeTableState(0x10000, 0, 0, 1, 0, ((0x1000, 0x2000), (0x3000, 0x4000)) + zero[2:])
+    dirty_tail = RangeTableState(0x10000, 0, 0, 1, 0,
+                                 ((0x1000, 0x2000), (0x3000, 0x4000)) + zero[2:])
     heap_recorded = RangeTableState(0x10000, 0x3000, 0x4000, 2, 0,
                                     ((0x1000, 0x2000), (0x3000, 0x4000)) + zero[2:])
     assert invariant_violations(heap_recorded) == []
@@ -715,7 +718,8 @@ def layouts(tmp_path_factory: pytest.TempPathFactory) -> tuple[StructLayout, Str
     return real_layouts(Path(tmp_path_factory.mktemp("layouts")))
 
 
-def run_checked(ops: list[Op], layouts: tuple[StructLayout, StructLayout] | None = None) -> RangeTable:
+def run_checked(ops: list[Op],
+                layouts: tuple[StructLayout, StructLayout] | None = None) -> RangeTable:
     """Run ops on a fresh model, checking after each one the invariants
     (a heap set up lies inside an entry among them), that a kernel placed
     at 0 is recorded, and that `refused` counts exactly the FULL results:
@@ -783,7 +787,8 @@ def test_invariants_hold_after_any_operation_sequence(ops: list[Op]) -> None:
 @settings(max_examples=60, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(ops=any_sequence)
-def test_rendered_bytes_keep_the_invariants(ops: list[Op], layouts: tuple[StructLayout, StructLayout]) -> None:
+def test_rendered_bytes_keep_the_invariants(
+        ops: list[Op], layouts: tuple[StructLayout, StructLayout]) -> None:
     run_checked(ops, layouts)
 
 
