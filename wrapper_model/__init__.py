@@ -22,5 +22,6 @@ __all__ = [
     "ALLOC_MAX_RECORDS", "RANGES_MAX", "RangesErr",
     "AllocRecord", "BlockCopy", "HeapModel", "HeapState",
     "BwemuError", "ModelArgumentError", "ModelError",
-    "C_FUNCTIONS", "OPERATIONS", "OPS", "Op", "OpSignature", "OpResult", "RangeTable", "RangeTableState",
+    "C_FUNCTIONS", "OPERATIONS", "OPS", "Op", "OpSignature", "OpResult",
+    "RangeTable", "RangeTableState",
 ]

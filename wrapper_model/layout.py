@@ -19,7 +19,7 @@ import struct
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 from .constants import ALLOC_MAX_RECORDS, RANGES_MAX
 from .errors import ModelError
@@ -95,7 +95,7 @@ class StructLayout:
         raise KeyError(f"struct {self.name} has no path {path!r}")
 
 
-TypeLayout = Union[ScalarLayout, ArrayLayout, StructLayout]
+TypeLayout = ScalarLayout | ArrayLayout | StructLayout
 
 
 # --- walking a layout --------------------------------------------------------
@@ -114,7 +114,8 @@ def _all_paths(layout: TypeLayout, prefix: str, base: int) -> Iterator[tuple[str
             yield from _all_paths(layout.element, f"{prefix}[{i}]", base + i * layout.element.size)
 
 
-def leaves(layout: TypeLayout, prefix: str = "", base: int = 0) -> Iterator[tuple[str, int, ScalarLayout]]:
+def leaves(layout: TypeLayout, prefix: str = "",
+           base: int = 0) -> Iterator[tuple[str, int, ScalarLayout]]:
     """Every scalar in the layout as (path, offset, layout), in declaration
     order: rma_end, ..., entry[3].end, ..."""
     for path, offset, node in _all_paths(layout, prefix, base):
@@ -146,7 +147,8 @@ def padding(layout: StructLayout) -> list[tuple[int, int]]:
 # --- generic encode / decode -------------------------------------------------
 
 
-def _put(buf: bytearray, layout: TypeLayout, offset: int, value: Any, path: str, order: ByteOrder) -> None:
+def _put(buf: bytearray, layout: TypeLayout, offset: int, value: Any, path: str,
+         order: ByteOrder) -> None:
     if isinstance(layout, ScalarLayout):
         if not isinstance(value, int):
             raise LayoutError(f"{path or 'value'}: expected an int, got {value!r}")
@@ -252,7 +254,7 @@ class FlatCodec:
             raise self._too_wide(ordered) from None
 
     def _too_wide(self, ordered: Sequence[int]) -> LayoutError:
-        for (path, _, leaf), value in zip(self._leaves, ordered):
+        for (path, _, leaf), value in zip(self._leaves, ordered, strict=False):
             try:
                 value.to_bytes(leaf.size, "big", signed=leaf.signed)
             except (OverflowError, AttributeError):
@@ -303,7 +305,8 @@ class TableCodec:
     def decode_ranges(self, data: bytes) -> RangeTableState:
         """All entries kept: a stray non-zero tail entry stays visible."""
         v = self._table().unpack(data)
-        return RangeTableState(v[0], v[1], v[2], v[3], v[4], tuple(zip(v[5::2], v[6::2])))
+        entries = tuple(zip(v[5::2], v[6::2], strict=True))
+        return RangeTableState(v[0], v[1], v[2], v[3], v[4], entries)
 
     def render_heap(self, s: HeapState) -> bytes:
         recs = list(s.records[:s.nrecords])
