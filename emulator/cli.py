@@ -117,7 +117,7 @@ def cmd_ranges_check(args: argparse.Namespace) -> int:
     build = FirmwareBuild(policy=args.policy, fault=args.fault)
     res = check(build, examples=args.examples, length=args.length, seed=args.seed)
     what = f"{res.examples} sequences, {res.operations} operations, {res.seconds:.1f} s"
-    if res.ok:
+    if res.failing is None:
         print(f"ranges-check: the C matches the model: {what}")
         return 0
     print(f"ranges-check: DIVERGENCE after {what}; smallest failing sequence:")

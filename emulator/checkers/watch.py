@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from unicorn import UC_HOOK_MEM_WRITE, UC_HOOK_MEM_WRITE_UNMAPPED
+from unicorn import UC_HOOK_MEM_WRITE, UC_HOOK_MEM_WRITE_UNMAPPED, Uc
 from unicorn import ppc_const as P
 
 from ..errors import CheckerError
@@ -196,7 +196,8 @@ class Watch:
             return
         self.regions.append(region)
 
-        def hook(uc, access, address, size, value, user):
+        def hook(uc: Uc, access: int, address: int, size: int, value: int,
+                 user: object) -> None:
             self._hit(region, uc.reg_read(P.UC_PPC_REG_PC), address, size)
         self.machine.uc.hook_add(UC_HOOK_MEM_WRITE, hook,
                                  begin=region.start, end=region.end - 1)
@@ -246,7 +247,8 @@ class Watch:
         self._by_key[key] = ow
         self.overwrites.append(ow)
 
-    def _unmapped(self, uc, access, address, size, value, user) -> bool:
+    def _unmapped(self, uc: Uc, access: int, address: int, size: int, value: int,
+                  user: object) -> bool:
         region = ProtectedRegion(OUTSIDE_RAM, address, address + size, ALWAYS)
         self._hit(region, uc.reg_read(P.UC_PPC_REG_PC), address, size)
         return False   # let Unicorn fault: there is nothing to store into

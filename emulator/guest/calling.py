@@ -30,9 +30,10 @@ the machine first runs.
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from unicorn import UC_HOOK_MEM_READ_UNMAPPED, UC_HOOK_MEM_WRITE_UNMAPPED, UC_PROT_ALL, UcError
+from unicorn import UC_HOOK_MEM_READ_UNMAPPED, UC_HOOK_MEM_WRITE_UNMAPPED, UC_PROT_ALL, Uc, UcError
 
 from ..errors import BwemuError, SetupError
 from .addresses import LoadedImage
@@ -104,8 +105,10 @@ class FastRegs:
     if its internals are not where 2.1.4 keeps them.
     """
 
-    def __init__(self, uc) -> None:
+    def __init__(self, uc: Uc) -> None:
         self.uc = uc
+        self.read: Callable[[int], int]
+        self.write: Callable[[int, int], None]
         try:
             from unicorn.unicorn_py3.unicorn import uclib
             self._lib = uclib
@@ -118,7 +121,7 @@ class FastRegs:
             self.read = uc.reg_read
             self.write = uc.reg_write
 
-    def batch_reader(self, regs: tuple[int, ...]):
+    def batch_reader(self, regs: tuple[int, ...]) -> Callable[[], tuple[int, ...]]:
         """A function returning the values of regs, read in one library call."""
         if self.read == self.uc.reg_read:
             return lambda: tuple(self.uc.reg_read(r) for r in regs)
@@ -134,11 +137,11 @@ class FastRegs:
             return tuple(cells)
         return read
 
-    def batch_writer(self, regs: tuple[int, ...]):
+    def batch_writer(self, regs: tuple[int, ...]) -> Callable[..., None]:
         """A function writing its arguments to regs in one library call."""
         if self.write == self.uc.reg_write:
             def slow(*values: int) -> None:
-                for r, v in zip(regs, values):
+                for r, v in zip(regs, values, strict=True):
                     self.uc.reg_write(r, v)
             return slow
         n = len(regs)
@@ -148,9 +151,9 @@ class FastRegs:
         lib, handle = self._lib, self._handle
 
         def write(*values: int) -> None:
-            cells[:] = values
+            cells[:] = list(values)
             if lib.uc_reg_write_batch(handle, ids, ptrs, n):
-                for r, v in zip(regs, values):
+                for r, v in zip(regs, values, strict=True):
                     self.uc.reg_write(r, v)
         return write
 
@@ -204,7 +207,7 @@ class GuestCaller:
         self.out_addr = scratch + _OUT_OFF
         self.stack_top = (scratch + scratch_size) & ~0xF
         self._targets: dict[str, Target] = {}
-        self._writers: dict[tuple[int, bool], object] = {}
+        self._writers: dict[tuple[int, bool], Callable[..., None]] = {}
         self._demand_pages: list[int] = []
         self._in_startup = False
         self.calls = 0
@@ -213,7 +216,7 @@ class GuestCaller:
         #: run stopped by its end address runs no hook at that address, so
         #: this is how watchers of returns (RangeMirror) see these ones.
         #: A callback may call machine.stop(): the call then raises CallStopped.
-        self.return_callbacks: list = []
+        self.return_callbacks: list[Callable[[int], None]] = []
 
         machine.write(self.return_pad, TRAP)
         machine.write(self.stack_top - MIN_FRAME, b"\0" * 8)   # end of the back chain
@@ -236,7 +239,8 @@ class GuestCaller:
         if self._in_startup:
             self.machine.stop("startup", "reached the C entry point", pc)
 
-    def _map_on_demand(self, uc, access, address, size, value, user) -> bool:
+    def _map_on_demand(self, uc: Uc, access: int, address: int, size: int, value: int,
+                       user: object) -> bool:
         first = address & ~(PAGE - 1)
         last = (address + max(size, 1) - 1) & ~(PAGE - 1)
         try:
@@ -249,10 +253,7 @@ class GuestCaller:
         return True
 
     def _mapped(self, page: int) -> bool:
-        for begin, end, _ in self.machine.uc.mem_regions():
-            if begin <= page <= end:
-                return True
-        return False
+        return any(begin <= page <= end for begin, end, _ in self.machine.uc.mem_regions())
 
     def drop_demand_pages(self) -> int:
         """Unmaps every page mapped on demand; returns how many there were."""
@@ -338,9 +339,10 @@ class GuestCaller:
             r3 = self.regs.read(_R3)
             for callback in self.return_callbacks:
                 callback(self.return_pad)
-            stop = m.stopped
-            if stop is None:
+            stopped = m.stopped
+            if stopped is None:
                 return r3
+            stop = stopped
         if stop.reason == "budget":
             raise CallBudgetExhausted(name, stop)
         if stop.reason == "exception":
@@ -410,8 +412,6 @@ class ContextSnapshot:
     """
 
     def __init__(self, machine: Machine) -> None:
-        import ctypes
-
         from unicorn import (
             UC_CTL_CONTEXT_CPU,
             UC_CTL_CONTEXT_MEMORY,

@@ -114,7 +114,8 @@ class _Reader:
         if tag == "DW_TAG_array_type":
             return self.array_layout(die, depth)
         if tag == "DW_TAG_base_type":
-            enc = die.attributes["DW_AT_encoding"].value if "DW_AT_encoding" in die.attributes else 0
+            enc_attr = die.attributes.get("DW_AT_encoding")
+            enc = enc_attr.value if enc_attr is not None else 0
             return ScalarLayout(self._byte_size(die), self._name(die),
                                 enc in (_DW_ATE_SIGNED, _DW_ATE_SIGNED_CHAR))
         if tag == "DW_TAG_pointer_type":

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
+from elftools.elf.sections import SymbolTableSection
 
 from ..errors import InputError
 
@@ -57,7 +58,8 @@ class ElfImage:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         try:
-            self._file = open(self.path, "rb")
+            # Open for the image's lifetime (ELFFile reads lazily); close() closes it.
+            self._file = open(self.path, "rb")  # noqa: SIM115
             self._elf = ELFFile(self._file)
         except FileNotFoundError:
             raise ElfImageError(f"{self.path}: no such file") from None
@@ -106,7 +108,7 @@ class ElfImage:
     def symbols(self) -> dict[str, Symbol]:
         table = self._elf.get_section_by_name(".symtab")
         out: dict[str, Symbol] = {}
-        if table is None:
+        if not isinstance(table, SymbolTableSection):   # None when stripped
             return out
         for sym in table.iter_symbols():
             t = sym["st_info"]["type"]

@@ -64,7 +64,8 @@ class Machine:
     def __init__(self, ram: list[tuple[int, int]]):
         """ram: (base, size) blocks of memory; overlaps are merged."""
         self.uc = Uc(UC_ARCH_PPC, UC_MODE_PPC64 | UC_MODE_BIG_ENDIAN)
-        self.uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)
+        # (mypy reads unicorn's Python 2 binding, which lacks this method.)
+        self.uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)   # type: ignore[attr-defined]
         self.ram = self._merge(ram)
         for base, end in self.ram:
             self.uc.mem_map(base, end - base, UC_PROT_ALL)
@@ -135,7 +136,8 @@ class Machine:
     def on_write(self, begin: int, end: int,
                  callback: Callable[[int, int, int], None]) -> None:
         """callback(pc, address, size) for each store into [begin, end]."""
-        def hook(uc, access, address, size, value, user):
+        def hook(uc: Uc, access: int, address: int, size: int, value: int,
+                 user: object) -> None:
             callback(uc.reg_read(P.UC_PPC_REG_PC), address, size)
         self._hooks.append(self.uc.hook_add(UC_HOOK_MEM_WRITE, hook,
                                             begin=begin, end=end))
@@ -144,7 +146,7 @@ class Machine:
         """Counts executed instructions (costly: for benchmarks only)."""
         counter = [0]
 
-        def hook(uc, address, size, user):
+        def hook(uc: Uc, address: int, size: int, user: object) -> None:
             counter[0] += size // 4
         self._hooks.append(self.uc.hook_add(UC_HOOK_BLOCK, hook))
         return counter

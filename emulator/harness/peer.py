@@ -46,6 +46,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..errors import SetupError
 from ..guest.devicetree import DeviceTree
@@ -196,6 +197,7 @@ class QemuPeer:
         t0 = time.monotonic()
         proc = subprocess.Popen(self.command(bios), stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert proc.stdout is not None and proc.stderr is not None   # (PIPE)
         out = bytearray()
         reason = "timeout"
         deadline = t0 + self.timeout
@@ -247,7 +249,8 @@ def _end(proc: subprocess.Popen) -> None:
 class _Qmp:
     """Just enough of a QMP client: one command at a time, events skipped."""
 
-    def __init__(self, path: Path, proc: subprocess.Popen, timeout: float):
+    def __init__(self, path: Path, proc: subprocess.Popen[str], timeout: float) -> None:
+        assert proc.stderr is not None   # started with stderr=PIPE
         deadline = time.monotonic() + timeout
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         while True:
@@ -266,8 +269,8 @@ class _Qmp:
         json.loads(self.reader.readline())       # the greeting
         self.call("qmp_capabilities")
 
-    def call(self, command: str, **arguments):
-        msg = {"execute": command}
+    def call(self, command: str, **arguments: Any) -> Any:
+        msg: dict[str, Any] = {"execute": command}
         if arguments:
             msg["arguments"] = arguments
         self.sock.sendall(json.dumps(msg).encode() + b"\n")
@@ -318,7 +321,8 @@ def normalize(raw: bytes) -> str:
 def split_qemu_lines(text: str, program: str) -> tuple[str, list[str]]:
     """Removes the lines QEMU itself writes ("qemu-system-ppc64: ..."),
     which the wrapper never prints; returns the rest and those lines."""
-    kept, theirs = [], []
+    kept: list[str] = []
+    theirs: list[str] = []
     for line in text.splitlines(keepends=True):
         (theirs if line.startswith(program + ": ") else kept).append(line)
     return "".join(kept), [t.rstrip("\n") for t in theirs]
@@ -340,7 +344,7 @@ def window(text: str) -> list[str] | None:
     """The console lines from the banner to the hand-off line, inclusive;
     None when either is missing."""
     lines = text.split("\n")
-    start = next((i for i, l in enumerate(lines) if BANNER in l), None)
+    start = next((i for i, line in enumerate(lines) if BANNER in line), None)
     if start is None:
         return None
     end = next((i for i in range(start, len(lines)) if HANDOFF in lines[i]), None)
@@ -392,7 +396,7 @@ def compare_consoles(peer: str, ours: str) -> list[str]:
     if a is None or b is None:
         return diffs
     if a != b:
-        diffs += [l.rstrip("\n") for l in difflib.unified_diff(
+        diffs += [d.rstrip("\n") for d in difflib.unified_diff(
             a, b, "qemu", "bwemu", lineterm="")]
     return diffs
 

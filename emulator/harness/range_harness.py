@@ -110,8 +110,9 @@ class RangeHarness:
 
     def table_bytes(self) -> tuple[bytes, bytes]:
         """The guest's `ranges` and `heap` bytes now."""
-        return tuple(bytes(self.machine.uc.mem_read(a, len(d)))   # type: ignore[return-value]
-                     for a, d in self._snapshot.saved)
+        (r_addr, r_old), (h_addr, h_old) = self._snapshot.saved   # as __init__ listed them
+        read = self.machine.uc.mem_read
+        return bytes(read(r_addr, len(r_old))), bytes(read(h_addr, len(h_old)))
 
     def copy_conflicts(self, ops: Iterable[Op]) -> bool:
         """Would one of realloc's block copies in ops write the harness's own memory?

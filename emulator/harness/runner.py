@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ..guest.addresses import LoadedImage, Placement
 from ..guest.devices import EXCP_NAMES, EXCP_PROGRAM, EXCP_SYSCALL, Console, Hypervisor, Uart16550
@@ -45,9 +45,10 @@ class BootRunner:
                  observers: Sequence[Observer] = ()) -> None:
         self.scenario = scenario
         self.firmware = firmware or FirmwareBuild(policy=scenario.policy)
-        custom_kernel = scenario.kernel_bss is not None
-        kernel_path = (self.firmware.test_kernel(scenario.kernel_bss)   # type: ignore[arg-type]
-                       if custom_kernel else self.firmware.ensure_built().kernel_elf)
+        bss = scenario.kernel_bss
+        custom_kernel = bss is not None
+        kernel_path = (self.firmware.test_kernel(bss) if bss is not None
+                       else self.firmware.ensure_built().kernel_elf)
         elf = ElfImage(self.firmware.compose(
             kernel_path if custom_kernel else None,
             scenario.attached_initrd, compressed=scenario.compressed_kernel))
@@ -84,6 +85,7 @@ class BootRunner:
                                        initrd_at=init.address), ram, end - start),
                 notes=first.notes)
         self.stop_at_handoff = False
+        self._fatal_code: int | None = None      # r4 of the last fatal stop
 
         self.machine = Machine(list(self.layout.ram))
         self.console = Console()
@@ -114,7 +116,7 @@ class BootRunner:
                 return entry + off
         return entry     # no bctr found: hook the entry (registers may differ)
 
-    def on_handoff(self, listener) -> None:       # type: ignore[no-untyped-def]
+    def on_handoff(self, listener: Callable[[Handoff], None]) -> None:
         """listener(handoff) once, at the wrapper's jump to the kernel."""
         self.guest.on_handoff(listener)
 
@@ -152,7 +154,8 @@ class BootRunner:
         self.guest.handed_off(handoff, self._read_tree(handoff.dtb))
         # The kernel is about to copy itself to 0, possibly over code
         # Unicorn has translated: it does not notice such writes by itself.
-        m.uc.ctl_flush_tb()
+        # (mypy reads unicorn's Python 2 binding, which lacks this method.)
+        m.uc.ctl_flush_tb()   # type: ignore[attr-defined]
         if self.stop_at_handoff:
             m.stop("handoff", "stopped at the hand-off, as asked", pc)
 
@@ -168,7 +171,7 @@ class BootRunner:
 
     def run(self, count_instructions: bool = False) -> BootResult:
         counter = self.machine.count_instructions() if count_instructions else None
-        self._fatal_code: int | None = None
+        self._fatal_code = None
         t0 = time.perf_counter()
         stop = self.machine.run(self.image.entry, self.scenario.budget)
         seconds = time.perf_counter() - t0

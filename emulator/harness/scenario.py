@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import libfdt
 
@@ -105,7 +106,7 @@ class Scenario:
 
     @classmethod
     def from_files(cls, dtb: Path, *, initrd: Path | None = None,
-                   **kwargs) -> Scenario:
+                   **kwargs: Any) -> Scenario:
         def read(p: Path, what: str) -> bytes:
             try:
                 return Path(p).read_bytes()
@@ -114,7 +115,7 @@ class Scenario:
         return cls(name=Path(dtb).name, dtb=read(dtb, "device tree"),
                    initrd=read(initrd, "initrd") if initrd else None, **kwargs)
 
-    def replace(self, **changes) -> Scenario:
+    def replace(self, **changes: Any) -> Scenario:
         return dataclasses.replace(self, **changes)
 
 
@@ -165,7 +166,7 @@ def place(scenario: Scenario, ram: list[tuple[int, int]], wrapper_size: int) -> 
 
     pieces = [("wrapper", Placement(wrapper_at, wrapper_size)),
               ("device tree", Placement(dtb_at, dtb_size))]
-    if scenario.initrd is not None:
+    if scenario.initrd is not None and initrd_at is not None:   # (always, by now)
         pieces.append(("initrd", Placement(initrd_at, initrd_size)))
     for what, p in pieces:
         if p.address < 0 or not any(b <= p.address and p.end <= b + s for b, s in ram):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from .scenario import MemoryTree, MiB, Scenario, ScenarioError, default_initrd
 
@@ -37,15 +38,21 @@ class Named:
     expect: dict
 
 
-def _sc(name: str, policy: str, tree: MemoryTree = MemoryTree(), **kw) -> Scenario:
+_DEFAULT_TREE = MemoryTree()     # frozen: one instance serves every default
+
+
+def _sc(name: str, policy: str, tree: MemoryTree = _DEFAULT_TREE, **kw: Any) -> Scenario:
     return Scenario(name=name, dtb=tree.build(), policy=policy, **kw)
 
 
 def _entries() -> list[Named]:
     out: list[Named] = []
 
-    def add(name: str, description: str, expect: dict | None = None):
-        def deco(fn: Callable[[str], Scenario]):
+    Build = Callable[[str], Scenario]
+
+    def add(name: str, description: str,
+            expect: dict | None = None) -> Callable[[Build], Build]:
+        def deco(fn: Build) -> Build:
             out.append(Named(name, description, lambda p: fn(p), expect or {}))
             return fn
         return deco
@@ -54,14 +61,14 @@ def _entries() -> list[Named]:
          "256 MiB, wrapper at 32 MiB, the default (small) kernel: it runs at 0 "
          "below the wrapper; initrd from the chain-loader at the top",
          {"kernel_at_0": True, "clobbers": {"seed": (), "fixed": ()}})
-    def _(p):
+    def _(p: str) -> Scenario:
         return _sc("kernel-fits-below-wrapper", p, initrd=default_initrd())
 
     @add("big-kernel-goes-to-heap",
          "a kernel with 40 MiB of bss does not fit below the wrapper at "
          "32 MiB: it is malloc-ed from the heap",
          {"kernel_at_0": False, "clobbers": {"seed": (), "fixed": ()}})
-    def _(p):
+    def _(p: str) -> Scenario:
         return _sc("big-kernel-goes-to-heap", p, initrd=default_initrd(),
                    kernel_bss=BIG_KERNEL_BSS)
 
@@ -69,7 +76,7 @@ def _entries() -> list[Named]:
          "the chain-loader's initrd at 16 MiB, below the wrapper at 32 MiB; "
          "a small kernel",
          {"kernel_at_0": True, "initrd_moved": False})
-    def _(p):
+    def _(p: str) -> Scenario:
         return _sc("initrd-below-wrapper", p, initrd=default_initrd(),
                    initrd_at=16 * MiB)
 
@@ -79,7 +86,7 @@ def _entries() -> list[Named]:
          "fixed moves it first",
          {"kernel_at_0": False, "initrd_moved": True,
           "clobbers": {"seed": ("initrd",), "fixed": ()}})
-    def _(p):
+    def _(p: str) -> Scenario:
         return _sc("initrd-below-big-kernel-end", p, initrd=default_initrd(),
                    initrd_at=16 * MiB, kernel_bss=BIG_KERNEL_BSS)
 
@@ -87,7 +94,7 @@ def _entries() -> list[Named]:
          "wrapper near the top of the RMA, device tree and initrd low: the "
          "bulk of free memory lies after the initrd",
          {"kernel_at_0": True})
-    def _(p):
+    def _(p: str) -> Scenario:
         return _sc("wrapper-above-initrd-and-dtb", p, initrd=default_initrd(),
                    wrapper_at=0x0F00_0000, dtb_at=0x0100_0000,
                    initrd_at=0x0110_0000)
@@ -96,13 +103,13 @@ def _entries() -> list[Named]:
          "no initrd from the chain-loader; one attached to the image is "
          "malloc-ed and handed on",
          {"kernel_at_0": True})
-    def _(p):
+    def _(p: str) -> Scenario:
         return _sc("attached-initrd", p, attached_initrd=default_initrd(64 * 1024))
 
     @add("attached-replaces-loaded-initrd",
          "both: the attached initrd replaces the chain-loader's",
          {"kernel_at_0": True})
-    def _(p):
+    def _(p: str) -> Scenario:
         return _sc("attached-replaces-loaded-initrd", p, initrd=default_initrd(),
                    attached_initrd=default_initrd(64 * 1024))
 
@@ -110,7 +117,7 @@ def _entries() -> list[Named]:
          "RTAS and a TCE table inside the RMA, and a TCE table above it, in "
          "the reserve map: recorded (or ignored above rma_end), never used",
          {"kernel_at_0": True})
-    def _(p):
+    def _(p: str) -> Scenario:
         tree = MemoryTree(memory=((0, 256 * MiB), (256 * MiB, 6 * 256 * MiB)),
                           reserves=(RTAS, TCE, TCE_HIGH))
         return _sc("rtas-and-tce-reserved", p, tree, initrd=default_initrd())
@@ -119,7 +126,7 @@ def _entries() -> list[Named]:
          "a reserve at 64 MiB splits memory so that the largest gap starts "
          "after it",
          {"kernel_at_0": True})
-    def _(p):
+    def _(p: str) -> Scenario:
         tree = MemoryTree(reserves=((64 * MiB, 0x10_0000),))
         return _sc("bulk-after-reserve", p, tree, initrd=default_initrd(),
                    dtb_at=200 * MiB)
@@ -128,7 +135,7 @@ def _entries() -> list[Named]:
          "device tree at 48 MiB, initrd at the top: the largest gap starts "
          "after the device tree",
          {"kernel_at_0": True})
-    def _(p):
+    def _(p: str) -> Scenario:
         return _sc("bulk-after-device-tree", p, initrd=default_initrd(),
                    dtb_at=48 * MiB, wrapper_at=16 * MiB, initrd_at=250 * MiB)
 
@@ -137,7 +144,7 @@ def _entries() -> list[Named]:
          "is; seed lets its copy-down overwrite the reserve",
          {"kernel_at_0": False, "clobbers": {"seed": ("reserve",),
                                              "fixed": ("reserve",)}})
-    def _(p):
+    def _(p: str) -> Scenario:
         tree = MemoryTree(reserves=((0, 0x1_0000),))
         return _sc("chunk-at-0-reserved", p, tree, initrd=default_initrd())
 
@@ -145,35 +152,35 @@ def _entries() -> list[Named]:
          "the wrapper loaded at 0 (as firmware loads a -bios image): the kernel "
          "goes to the heap",
          {"kernel_at_0": False})
-    def _(p):
+    def _(p: str) -> Scenario:
         return _sc("wrapper-at-0", p, initrd=default_initrd(), wrapper_at=0)
 
     @add("rma-smaller-than-memory",
          "128 MiB RMA, 1 GiB of RAM in two nodes: everything stays below "
          "128 MiB",
          {"kernel_at_0": True})
-    def _(p):
+    def _(p: str) -> Scenario:
         tree = MemoryTree(memory=((0, 128 * MiB), (128 * MiB, 896 * MiB)))
         return _sc("rma-smaller-than-memory", p, tree, initrd=default_initrd())
 
     @add("cells-1-1",
          "a 32-bit style tree (#address-cells = #size-cells = 1)",
          {"kernel_at_0": True})
-    def _(p):
+    def _(p: str) -> Scenario:
         tree = MemoryTree(address_cells=1, size_cells=1, console="hvc")
         return _sc("cells-1-1", p, tree, initrd=default_initrd())
 
     @add("no-rma",
          "memory does not start at 0: the wrapper stops (no RMA)",
          {"fatal": "no-rma"})
-    def _(p):
+    def _(p: str) -> Scenario:
         tree = MemoryTree(memory=((256 * MiB, 256 * MiB),))
         return _sc("no-rma", p, tree, wrapper_at=288 * MiB)
 
     @add("reserve-map-overflows-table",
          "33 scattered reserves: the 32-entry table refuses one",
          {"fatal": "known-range"})
-    def _(p):
+    def _(p: str) -> Scenario:
         tree = MemoryTree(reserves=tuple((0x400_0000 + i * 0x10_0000, 0x1000)
                                          for i in range(33)))
         return _sc("reserve-map-overflows-table", p, tree)
@@ -183,7 +190,7 @@ def _entries() -> list[Named]:
          "kernel's [0, S) at 0 is refused in fixed; in seed the heap, chosen "
          "first, fuses two entries and the kernel fits",
          {"fatal": {"fixed": "kernel", "seed": None}})
-    def _(p):
+    def _(p: str) -> Scenario:
         tree = MemoryTree(reserves=tuple((0x400_0000 + i * 0x10_0000, 0x1000)
                                          for i in range(29)))
         return _sc("table-full-refuses-kernel", p, tree, initrd=default_initrd())
@@ -191,7 +198,7 @@ def _entries() -> list[Named]:
     @add("kernel-larger-than-rma",
          "a kernel claiming more than the 64 MiB RMA: no room",
          {"fatal_any": True})
-    def _(p):
+    def _(p: str) -> Scenario:
         tree = MemoryTree(memory=((0, 64 * MiB),))
         return _sc("kernel-larger-than-rma", p, tree, kernel_bss=80 * MiB,
                    wrapper_at=16 * MiB)

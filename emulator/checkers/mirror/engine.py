@@ -39,7 +39,7 @@ from itertools import chain
 
 from unicorn import UC_HOOK_BLOCK, UcError
 
-from wrapper_model import Op, OpResult, RangeTable
+from wrapper_model import HeapState, Op, OpResult, RangeTable, RangeTableState
 from wrapper_model.layout import diff_bytes
 
 from ...errors import CheckerError
@@ -190,7 +190,7 @@ class RangeMirror:
         if frame is not None and not stack:
             self._complete(frame, pc)
 
-    # --- one completed operation ----------------------------------------------------------------------
+    # --- one completed operation ---------------------------------------------------------------
 
     def _complete(self, frame: tuple, pc: int) -> None:
         fn, _sp, lr, args, ptr, before = frame
@@ -262,9 +262,13 @@ class RangeMirror:
     def _locate(self, addr: int) -> SourceLocation | None:
         return self.image.locate(addr)
 
-    def _divergence(self, fn, op, problems, expected, ret, out, m_state, h_state,
-                    exp_r, exp_h, rb, hb, pc, lr) -> Divergence:
+    def _divergence(self, fn: ApiFunction, op: Op, problems: list[str], expected: OpResult,
+                    ret: int | None, out: tuple[int, ...] | None,
+                    m_state: RangeTableState, h_state: HeapState, exp_r: bytes, exp_h: bytes,
+                    rb: bytes, hb: bytes, pc: int, lr: int) -> Divergence:
         c = self.codec
+        # RangeTableView builds its codec with both layouts.
+        assert c.ranges_layout is not None and c.heap_layout is not None
         return Divergence(
             index=self.count, function=fn.symbol, op=op, problems=problems,
             expected=expected, actual_ret=ret, actual_out=out,
