@@ -7,6 +7,11 @@ VENV		?= .venv
 BIN		:= $(VENV)/bin
 CROSS_COMPILE	?= powerpc64-linux-gnu-
 export CROSS_COMPILE
+# The Python scripts in scripts/ have no .py suffix, so ruff would not find
+# them in the directory: they are picked by their "#!" line (the "." in the
+# pattern spares a "#", which make versions read differently) and named.
+PY_SCRIPTS	:= $(shell grep -l '^.!/usr/bin/env python' scripts/*)
+LINT_PATHS	:= emulator wrapper_model tests $(PY_SCRIPTS)
 
 all: setup
 
@@ -27,7 +32,13 @@ firmware: toolchain
 demo: setup
 	$(BIN)/bwemu boot
 
-test: setup
+# ruff over the code, tests and scripts; mypy over the packages (its
+# settings, like ruff's, are in pyproject.toml).
+lint: $(VENV)/.installed
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/mypy
+
+test: setup lint
 	$(BIN)/python -m pytest -q
 
 bench: setup
@@ -37,4 +48,4 @@ bench: setup
 clean:
 	rm -rf build
 
-.PHONY: all setup toolchain firmware demo test bench clean
+.PHONY: all setup toolchain firmware demo lint test bench clean
