@@ -103,6 +103,16 @@ class Scenario:
     compressed_kernel: bool = True        # False: a raw ELF payload
     policy: str = "fixed"
     budget: int = DEFAULT_BUDGET
+    # --- an image of the user's instead of our firmware (docs/guest-abi.md) ---
+    image: Path | None = None             # ELF32/ELF64 big-endian PowerPC, or raw
+    entry_offset: int | None = None       # a raw image: where it starts, from its first byte
+    kernel: Path | None = None            # the kernel ELF the image carries
+    entry: str = "kexec"                  # entry convention: "kexec" or "epapr"
+    regs: tuple[tuple[str, int], ...] = ()   # register overrides, after the convention
+    msr: int | None = None                # MSR override
+    # --- fix-ups of the tree, as a boot loader makes them ---
+    memory: int | None = None             # /memory replaced by one block at 0 of this size
+    cmdline: str | None = None            # /chosen bootargs
 
     @classmethod
     def from_files(cls, dtb: Path, *, initrd: Path | None = None,
