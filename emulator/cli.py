@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from . import report
 from .errors import BwemuError
+from .guest.entry import CONVENTIONS
 from .harness import scenarios_lib
 from .harness.boot import boot
 from .harness.firmware import POLICIES, FirmwareBuild
-from .harness.scenario import Scenario, ScenarioError, default_scenario
+from .harness.scenario import MemoryTree, Scenario, ScenarioError, default_scenario
 
 
 def address(text: str) -> int:
@@ -33,6 +35,31 @@ def positive(text: str) -> int:
     return value
 
 
+SIZE_SUFFIXES = {"K": 10, "M": 20, "G": 30, "T": 40}
+
+
+def size(text: str) -> int:
+    """A size: bytes in hex or decimal, or with a K/M/G/T suffix (512M)."""
+    t = text.strip().upper().removesuffix("IB").removesuffix("B")
+    shift = SIZE_SUFFIXES.get(t[-1:], 0) if t else 0
+    try:
+        value = int(t[:-1] if shift else t, 0) << shift
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size (use 512M, 16G, "
+                                         f"0x20000000 or a number of bytes)") from None
+    if not 0 < value < 2**64:
+        raise argparse.ArgumentTypeError(f"{text}: must be more than 0 and less than 2^64")
+    return value
+
+
+def register(text: str) -> tuple[str, int]:
+    """NAME=VALUE for --reg."""
+    name, eq, value = text.partition("=")
+    if not eq or not name.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=VALUE (e.g. r6=0)")
+    return name.strip().lower(), address(value)
+
+
 def scenario_from_args(args: argparse.Namespace) -> Scenario:
     # --- named scenarios (emulator/scenarios_lib.py) ---
     if getattr(args, "scenario", None) is not None:
@@ -44,10 +71,28 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
     # --- end named scenarios ---
     elif args.dtb is None:
         sc = default_scenario()
+        if args.image is not None:
+            # Linux's boot wrapper has no PAPR console: give it a UART.
+            sc = sc.replace(name="default", dtb=MemoryTree(console="uart").build())
         if args.initrd is not None:
             sc = sc.replace(initrd=_read(args.initrd, "initrd"))
     else:
         sc = Scenario.from_files(args.dtb, initrd=args.initrd)
+    if args.image is not None:
+        sc = sc.replace(image=Path(args.image), entry=args.entry,
+                        kernel=None if args.kernel is None else Path(args.kernel),
+                        entry_offset=args.entry_offset, regs=tuple(args.reg or ()),
+                        msr=args.msr)
+    elif args.kernel is not None or args.entry_offset is not None:
+        raise ScenarioError("--kernel and --entry-offset describe an --image FILE")
+    elif args.entry != "kexec" or args.reg or args.msr is not None:
+        sc = sc.replace(entry=args.entry, regs=tuple(args.reg or ()), msr=args.msr)
+    if args.memory is not None:
+        sc = sc.replace(memory=args.memory)
+    if args.cmdline is not None:
+        sc = sc.replace(cmdline=args.cmdline)
+    if args.uart:
+        sc = sc.replace(add_uart=True)
     if args.initrd_at is not None and sc.initrd is None:
         raise ScenarioError("--initrd-at needs --initrd FILE")
     changes = {k: v for k, v in (("dtb_at", args.dtb_at), ("wrapper_at", args.wrapper_at),
@@ -138,9 +183,35 @@ def build_parser() -> argparse.ArgumentParser:
                        "as kexec-tools would, and the output says which.")
     b.add_argument("--scenario", metavar="NAME",   # named scenarios
                    help="a named scenario (`bwemu scenarios` lists them)")
+    b.add_argument("--image", metavar="FILE",
+                   help="boot this image instead of bwemu's wrapper: a big-endian PowerPC "
+                   "ELF32/ELF64 (Linux's zImage, a vendor's wrapper) or, with "
+                   "--entry-offset, a raw binary")
+    b.add_argument("--entry", choices=CONVENTIONS, default="kexec",
+                   help="entry convention: kexec (r3 tree, r4 image, r5 0, 64-bit) or "
+                   "epapr (r3 tree, r6 ePAPR magic, r7 mapped size, 32-bit); "
+                   "docs/guest-abi.md")
+    b.add_argument("--reg", type=register, action="append", metavar="NAME=VALUE",
+                   help="override a register at entry (repeatable), e.g. r6=0")
+    b.add_argument("--msr", type=address, metavar="VALUE", help="override the MSR at entry")
+    b.add_argument("--kernel", metavar="ELF",
+                   help="the kernel the image carries: its size, entry and symbols")
+    b.add_argument("--entry-offset", type=address, metavar="N",
+                   help="a raw --image: where it starts, in bytes from its first")
+    b.add_argument("--load-at", type=address, metavar="ADDR", dest="wrapper_at",
+                   help="where the image was loaded (default: its link address when it "
+                   "is not position independent, else as kexec-tools would)")
+    b.add_argument("--memory", type=size, metavar="SIZE",
+                   help="replace /memory with one block of SIZE at 0 (512M, 16G), as a "
+                   "boot loader fills in a board tree")
+    b.add_argument("--cmdline", metavar="TEXT", help="/chosen bootargs")
+    b.add_argument("--uart", action="store_true",
+                   help="add an ns16550 to the tree and make it the console (for a "
+                   "wrapper with no driver for the tree's own console)")
     b.add_argument("--dtb", metavar="FILE", help="device tree blob to hand the wrapper")
     b.add_argument("--dtb-at", type=address, metavar="ADDR")
-    b.add_argument("--wrapper-at", type=address, metavar="ADDR")
+    b.add_argument("--wrapper-at", type=address, metavar="ADDR", dest="wrapper_at",
+                   help="where the chain-loader put the wrapper (same as --load-at)")
     b.add_argument("--initrd", metavar="FILE", help="initrd loaded by the chain-loader")
     b.add_argument("--initrd-at", type=address, metavar="ADDR")
     b.add_argument("--attach-initrd", metavar="FILE",
@@ -181,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("bench", help="time the default boot")
     s.add_argument("--repeat", type=positive, default=5)
     s.set_defaults(func=cmd_bench)
+
     return p
 
 

@@ -135,9 +135,10 @@ def to_text(r: BootResult) -> str:
                          (f": {c.detail}" if c.detail else ""))
     for o in r.overwrites:
         lines.append(f"  OVERWRITE:   {o}")
-        table = ", ".join(f"0x{s:x}..0x{e:x}" for s, e in o.ranges) or "(empty)"
-        heap = "" if o.heap is None else f"; heap 0x{o.heap[0]:x}..0x{o.heap[1]:x}"
-        lines.append(f"               range table then: {table}{heap}")
+        if o.ranges is not None:
+            table = ", ".join(f"0x{s:x}..0x{e:x}" for s, e in o.ranges) or "(empty)"
+            heap = "" if o.heap is None else f"; heap 0x{o.heap[0]:x}..0x{o.heap[1]:x}"
+            lines.append(f"               range table then: {table}{heap}")
     lines.append(verdict(r))
     return "\n".join(lines)
 

@@ -51,6 +51,9 @@ class ProtectedRegion:
     start: int
     end: int
     phases: frozenset[str]
+    #: Words inside the region its owner may write: the image's own
+    #: relocation targets (guest addresses), written once as it starts.
+    relocated: frozenset[int] = frozenset()
 
     def __str__(self) -> str:
         return (f"{self.name} 0x{self.start:x}..0x{self.end:x} "
@@ -71,7 +74,9 @@ class Overwrite:
     phase: str            # "wrapper" or "kernel"
     count: int = 1
     last: int = 0         # one past the highest byte written
-    ranges: list[tuple[int, int]] = field(default_factory=list)
+    #: The range table's used entries at the first store; None when the
+    #: image has no range table bwemu can read (a foreign wrapper).
+    ranges: list[tuple[int, int]] | None = field(default_factory=list)
     heap: tuple[int, int] | None = None
 
     def __str__(self) -> str:
@@ -115,7 +120,7 @@ def overwrite_json(o: Overwrite) -> dict[str, Any]:
     return {"region": o.region, "address": o.address, "size": o.size, "pc": o.pc,
             "function": o.function, "file": o.file, "line": o.line, "phase": o.phase,
             "count": o.count, "end": o.last,
-            "ranges": [list(e) for e in o.ranges],
+            "ranges": None if o.ranges is None else [list(e) for e in o.ranges],
             "heap": None if o.heap is None else list(o.heap)}
 
 
@@ -153,11 +158,9 @@ class Watch:
 
     def _initial_regions(self) -> list[ProtectedRegion]:
         g = self.guest
-        text = _image_text(g.image)
-        out = [ProtectedRegion("wrapper text, rodata and payload", text[0], text[1],
-                               frozenset({WRAPPER})),
-               ProtectedRegion("input device tree", g.dtb.address, g.dtb.end,
-                               frozenset({WRAPPER}))]
+        out = _image_regions(g.image)
+        out.append(ProtectedRegion("input device tree", g.dtb.address, g.dtb.end,
+                                   frozenset({WRAPPER})))
         if g.initrd is not None and g.initrd.size > 0:
             # Also protected in the kernel phase if it is handed on as it is
             # (decided at the hand-off).
@@ -231,7 +234,7 @@ class Watch:
     # --- hits ----------------------------------------------------------------
 
     def _hit(self, region: ProtectedRegion, pc: int, address: int, size: int) -> None:
-        if self.phase not in region.phases:
+        if self.phase not in region.phases or address in region.relocated:
             return
         key = (pc, region.name)
         ow = self._by_key.get(key)
@@ -278,10 +281,13 @@ class Watch:
             self._kernel = ElfImage(self.guest.kernel.path)
         return self._kernel
 
-    def _range_table(self) -> tuple[list[tuple[int, int]], tuple[int, int] | None]:
+    def _range_table(self) -> tuple[list[tuple[int, int]] | None, tuple[int, int] | None]:
         """The wrapper's `ranges` as it is in guest memory now: its used
-        entries and the heap (None before ranges_init_malloc)."""
-        state = self._table.read_ranges(self.machine) if self._table is not None else None
+        entries (None: no table in this image) and the heap (None before
+        ranges_init_malloc)."""
+        if self._table is None:
+            return None, None
+        state = self._table.read_ranges(self.machine)
         if state is None:
             return [], None
         used = [(s, e) for s, e in state.entries[:min(state.count, len(state.entries))]]
@@ -294,17 +300,21 @@ class Watch:
             self._kernel = None
 
 
-def _image_text(image: LoadedImage) -> tuple[int, int]:
-    """Guest [start, end) of what the image must not write: in our wrapper
-    .text, .rodata and .kernel are one run from _start_image up to
-    _initrd_end (firmware/wrapper.lds), with .data and .bss after it; an
-    image without those symbols is protected from its first loaded byte to
-    the end of its last segment's file bytes."""
+def _image_regions(image: LoadedImage) -> list[ProtectedRegion]:
+    """What the image must not write while it runs.  Our wrapper: .text,
+    .rodata and .kernel, one run from _start_image up to _initrd_end
+    (firmware/wrapper.lds), with .data and .bss after it.  Any other ELF:
+    each allocated section that is not writable, by name.  A raw image:
+    nothing (nothing says which of its bytes are code)."""
+    only_wrapper = frozenset({WRAPPER})
     if image.has_symbol("_start_image") and image.has_symbol("_initrd_end"):
-        return image.symbol_address("_start_image"), image.symbol_address("_initrd_end")
-    segs = image.elf.segments
-    return (image.span.address,
-            image.to_guest(max(s.vaddr + len(s.data) for s in segs)))
+        return [ProtectedRegion("wrapper text, rodata and payload",
+                                image.symbol_address("_start_image"),
+                                image.symbol_address("_initrd_end"), only_wrapper)]
+    relocated = frozenset(image.to_guest(a) for a in image.elf.relocation_targets)
+    return [ProtectedRegion(f"image {name}", image.to_guest(addr),
+                            image.to_guest(addr) + size, only_wrapper, relocated)
+            for name, addr, size in image.elf.readonly_sections()]
 
 
 __all__ = ["KERNEL", "OUTSIDE_RAM", "Overwrite", "ProtectedRegion", "WRAPPER", "Watch",

@@ -12,7 +12,9 @@ offset, and LoadedImage is the only code that adds or subtracts it.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
+from functools import cached_property
 from typing import NewType
 
 from .elf import ElfImage, SourceLocation, Symbol
@@ -89,6 +91,21 @@ class LoadedImage:
         """Function and source line of a guest PC inside the image."""
         link = self.to_link(guest)
         return None if link is None else self.elf.locate(link)
+
+    @cached_property
+    def _code(self) -> list[tuple[GuestAddress, int]]:
+        out: list[tuple[GuestAddress, int]] = []
+        for seg in self.elf.segments:
+            if seg.executable:
+                base = self.to_guest(seg.vaddr)
+                words = struct.iter_unpack(">I", seg.data[:len(seg.data) & ~3])
+                out += [(GuestAddress(base + 4 * i), w) for i, (w,) in enumerate(words)]
+        return out
+
+    def code_words(self) -> list[tuple[GuestAddress, int]]:
+        """Every word of the image's executable segments, where it lies in
+        the guest (for scans for instructions such as mftb or `b .`)."""
+        return self._code
 
     def segments(self) -> list[tuple[GuestAddress, bytes]]:
         """Each PT_LOAD's file bytes and where they go in the guest."""

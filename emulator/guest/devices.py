@@ -38,7 +38,10 @@ class Console:
 
     @property
     def text(self) -> str:
-        return self._bytes.decode("utf-8", "replace").replace("\r\n", "\n")
+        """What was printed, with either order of CR and LF (Linux's boot
+        wrapper writes "\n\r") read as one line end."""
+        raw = self._bytes.decode("utf-8", "replace")
+        return raw.replace("\r\n", "\n").replace("\n\r", "\n")
 
 
 class Uart16550:

@@ -182,6 +182,22 @@ class DeviceTree:
             raise DeviceTreeError(f"{self.name}: root #address-cells {ac} / "
                                   f"#size-cells {sc} not supported")
         out: list[tuple[int, int]] = []
+        for node in self._memory_nodes():
+            try:
+                reg = bytes(self.fdt.getprop(node, "reg"))
+            except libfdt.FdtException:
+                reg = b""
+            stride = 4 * (ac + sc)
+            for i in range(0, len(reg) - stride + 1, stride):
+                base, size = _cells(reg[i:], ac), _cells(reg[i + 4 * ac:], sc)
+                if size > 0:
+                    out.append((base, size))
+        return out
+
+    def _memory_nodes(self) -> list[int]:
+        """Offsets of the root's memory nodes (device_type "memory", or
+        named memory / memory@...)."""
+        out = []
         node = self.fdt.first_subnode(0, [libfdt.NOTFOUND])
         while node >= 0:
             name = self.fdt.get_name(node)
@@ -190,17 +206,72 @@ class DeviceTree:
             except libfdt.FdtException:
                 dtype = b""
             if dtype == b"memory" or name == "memory" or name.startswith("memory@"):
-                try:
-                    reg = bytes(self.fdt.getprop(node, "reg"))
-                except libfdt.FdtException:
-                    reg = b""
-                stride = 4 * (ac + sc)
-                for i in range(0, len(reg) - stride + 1, stride):
-                    base, size = _cells(reg[i:], ac), _cells(reg[i + 4 * ac:], sc)
-                    if size > 0:
-                        out.append((base, size))
+                out.append(node)
             node = self.fdt.next_subnode(node, [libfdt.NOTFOUND])
         return out
+
+    def memory_is_placeholder(self) -> bool:
+        """/memory is there but describes nothing (no reg, or only empty
+        blocks): a board tree left for the boot loader to fill in, as many
+        of Linux's .dts files are."""
+        return bool(self._memory_nodes()) and not self.memory()
+
+    def with_memory(self, size: int) -> bytes:
+        """A copy whose memory is one block [0, size): every memory node
+        replaced, as U-Boot fills in a board tree."""
+        ac, sc = self._node_cells(0)
+        if not (1 <= ac <= 2 and 1 <= sc <= 2):
+            raise DeviceTreeError(f"{self.name}: root #address-cells {ac} / "
+                                  f"#size-cells {sc} not supported")
+        if size <= 0 or size >= 1 << (32 * sc):
+            raise DeviceTreeError(f"{self.name}: --memory 0x{size:x} does not fit the "
+                                  f"root's #size-cells = <{sc}>")
+        fdt = libfdt.Fdt(bytearray(self.blob))
+        fdt.resize(len(self.blob) + 256)
+        for node in reversed(self._memory_nodes()):   # later offsets first
+            fdt.del_node(node)
+        node = fdt.add_subnode(0, "memory@0")
+        fdt.setprop_str(node, "device_type", "memory")
+        fdt.setprop(node, "reg", (0).to_bytes(4 * ac, "big") + size.to_bytes(4 * sc, "big"))
+        fdt.pack()
+        return bytes(fdt.as_bytearray())
+
+    def with_uart(self, address: int) -> bytes:
+        """A copy with an ns16550 at address (a root node, as real trees
+        write one: device_type "serial", compatible, reg, clock-frequency)
+        and /chosen's stdout-path pointing at it."""
+        ac, sc = self._node_cells(0)
+        if not (1 <= ac <= 2 and 1 <= sc <= 2) or address >= 1 << (32 * ac):
+            raise DeviceTreeError(f"{self.name}: cannot add a UART at 0x{address:x} with "
+                                  f"root #address-cells {ac} / #size-cells {sc}")
+        fdt = libfdt.Fdt(bytearray(self.blob))
+        fdt.resize(len(self.blob) + 512)
+        name = f"serial@{address:x}"
+        node = fdt.add_subnode(0, name)
+        fdt.setprop_str(node, "device_type", "serial")
+        fdt.setprop_str(node, "compatible", "ns16550")
+        fdt.setprop(node, "reg", address.to_bytes(4 * ac, "big") + (0x100).to_bytes(4 * sc, "big"))
+        fdt.setprop_u32(node, "clock-frequency", 1843200)
+        try:
+            chosen = fdt.path_offset("/chosen")
+        except libfdt.FdtException:
+            chosen = fdt.add_subnode(0, "chosen")
+        for prop in ("linux,stdout-path", "stdout-path"):
+            fdt.setprop_str(chosen, prop, "/" + name)
+        fdt.pack()
+        return bytes(fdt.as_bytearray())
+
+    def with_bootargs(self, text: str) -> bytes:
+        """A copy with /chosen bootargs set to text."""
+        fdt = libfdt.Fdt(bytearray(self.blob))
+        fdt.resize(len(self.blob) + len(text) + 256)
+        try:
+            chosen = fdt.path_offset("/chosen")
+        except libfdt.FdtException:
+            chosen = fdt.add_subnode(0, "chosen")
+        fdt.setprop_str(chosen, "bootargs", text)
+        fdt.pack()
+        return bytes(fdt.as_bytearray())
 
     def rma_size(self) -> int | None:
         """The size of the first memory block at address 0 (the real-mode

@@ -1,4 +1,7 @@
-"""ELF images (the wrapper, the test kernel): segments, symbols, source lines.
+"""Images (the wrapper, the test kernel, a user's own wrapper): segments,
+symbols, source lines.  ELF64 (our wrapper, ppc64 kernels) and ELF32
+(Linux builds its big-endian boot wrapper -m32), big-endian PowerPC; and a
+raw binary, which has neither symbols nor lines (RawImage).
 
 Addresses here are link-time addresses; callers add the load offset.  For
 the ELFv1 ABI a function symbol names its descriptor in .opd, whose first
@@ -16,16 +19,23 @@ import struct
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import BinaryIO
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
+from elftools.elf.relocation import RelocationSection
 from elftools.elf.sections import SymbolTableSection
 
 from ..errors import InputError
 
 
 class ElfImageError(InputError):
-    """An ELF file that is missing, malformed or not a ppc64 BE image."""
+    """An image file that is missing, malformed or not big-endian PowerPC."""
+
+
+PF_X = 1
+#: (ELF class, e_machine) of the images bwemu runs: big-endian only.
+MACHINES = {(64, "EM_PPC64"), (32, "EM_PPC")}
 
 
 @dataclass(frozen=True)
@@ -33,6 +43,7 @@ class Segment:
     vaddr: int
     memsz: int
     data: bytes
+    executable: bool = True
 
 
 @dataclass(frozen=True)
@@ -59,19 +70,27 @@ class ElfImage:
         self.path = Path(path)
         try:
             # Open for the image's lifetime (ELFFile reads lazily); close() closes it.
-            self._file = open(self.path, "rb")  # noqa: SIM115
+            self._file: BinaryIO | None = open(self.path, "rb")  # noqa: SIM115
             self._elf = ELFFile(self._file)
         except FileNotFoundError:
             raise ElfImageError(f"{self.path}: no such file") from None
         except ELFError as e:
             raise ElfImageError(f"{self.path}: not an ELF file ({e})") from None
-        if self._elf.elfclass != 64 or self._elf.little_endian or \
-                self._elf["e_machine"] != "EM_PPC64":
-            raise ElfImageError(f"{self.path}: not a 64-bit big-endian PowerPC ELF")
+        if self._elf.little_endian or \
+                (self._elf.elfclass, self._elf["e_machine"]) not in MACHINES:
+            raise ElfImageError(f"{self.path}: not a big-endian PowerPC ELF "
+                                f"(ELF{self._elf.elfclass} {self._elf['e_machine']}, "
+                                f"{'little' if self._elf.little_endian else 'big'}-endian)")
+        #: 32 or 64: the ELF class, which is also the mode its code runs in.
+        self.bits: int = self._elf.elfclass
         self.entry = self._elf["e_entry"]
         self.segments = [
-            Segment(s["p_vaddr"], s["p_memsz"], s.data())
+            Segment(s["p_vaddr"], s["p_memsz"], s.data(), bool(s["p_flags"] & PF_X))
             for s in self._elf.iter_segments() if s["p_type"] == "PT_LOAD"]
+        #: Relocatable where it is loaded (a PIE: ET_DYN, or a PT_DYNAMIC
+        #: for its start-up code to apply, as Linux's zImage.epapr has).
+        self.position_independent = self._elf["e_type"] == "ET_DYN" or any(
+            s["p_type"] == "PT_DYNAMIC" for s in self._elf.iter_segments())
         if not self.segments:
             raise ElfImageError(f"{self.path}: no PT_LOAD segment")
         self._local_offsets: dict[str, int] = {}   # filled with symbols
@@ -79,7 +98,8 @@ class ElfImage:
         self._opd = (opd["sh_addr"], opd.data()) if opd is not None else None
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
 
     def read(self, addr: int, size: int) -> bytes:
         """Up to size file bytes from link address addr (within one segment)."""
@@ -89,6 +109,31 @@ class ElfImage:
                 return seg.data[off:off + size]
         return b""
 
+    def readonly_sections(self) -> list[tuple[str, int, int]]:
+        """(name, link address, size) of every allocated section with file
+        bytes that is not writable: what the image itself must not write."""
+        SHF_WRITE, SHF_ALLOC = 1, 2
+        out = []
+        for sec in self._elf.iter_sections():
+            flags = sec["sh_flags"]
+            if flags & SHF_ALLOC and not flags & SHF_WRITE and sec["sh_size"] \
+                    and sec["sh_type"] != "SHT_NOBITS":
+                out.append((sec.name, sec["sh_addr"], sec["sh_size"]))
+        return out
+
+    @cached_property
+    def relocation_targets(self) -> frozenset[int]:
+        """Link addresses of the words the image's own start-up code
+        relocates (r_offset of its allocated, i.e. dynamic, relocation
+        sections): a position-independent image writes them as it starts,
+        even inside its text (Linux's crt0 keeps p_start and friends there)."""
+        SHF_ALLOC = 2
+        out: set[int] = set()
+        for sec in self._elf.iter_sections():
+            if isinstance(sec, RelocationSection) and sec["sh_flags"] & SHF_ALLOC:
+                out.update(rel["r_offset"] for rel in sec.iter_relocations())
+        return frozenset(out)
+
     @property
     def elfv1(self) -> bool:
         return self._opd is not None
@@ -96,7 +141,7 @@ class ElfImage:
     @property
     def elfv2(self) -> bool:
         """e_flags' ABI version bits (EF_PPC64_ABI, the low two) say 2."""
-        return self._elf["e_flags"] & 3 == 2
+        return self.bits == 64 and self._elf["e_flags"] & 3 == 2
 
     @property
     def span(self) -> tuple[int, int]:
@@ -118,7 +163,8 @@ class ElfImage:
             kind = {"STT_FUNC": "func", "STT_OBJECT": "object"}.get(t, "other")
             out.setdefault(sym.name, Symbol(sym.name, sym["st_value"],
                                             sym["st_size"], kind))
-            local = sym["st_other"]["local"]
+            # st_other's local-entry bits are an ELFv2 (64-bit) notion.
+            local = sym["st_other"]["local"] if self.bits == 64 else 0
             if kind == "func" and local and sym.name not in self._local_offsets:
                 self._local_offsets[sym.name] = _local_entry_offset(local)
         return out
@@ -149,9 +195,21 @@ class ElfImage:
         return value
 
     @cached_property
+    def _all_functions(self) -> list[Symbol]:
+        """Every function symbol, local ones of the same name included
+        (Linux's wrapper has three static exit()s); symbols keeps one."""
+        table = self._elf.get_section_by_name(".symtab")
+        if not isinstance(table, SymbolTableSection):
+            return []
+        return [Symbol(sym.name, sym["st_value"], sym["st_size"], "func")
+                for sym in table.iter_symbols()
+                if sym.name and sym["st_info"]["type"] == "STT_FUNC"
+                and sym["st_shndx"] != "SHN_UNDEF"]
+
+    @cached_property
     def _functions(self) -> tuple[list[int], list[tuple[int, str]]]:
         spans = sorted((self._code_address(s.value), s.size, s.name)
-                       for s in self.symbols.values() if s.kind == "func")
+                       for s in self._all_functions)
         starts = [a for a, _, _ in spans]
         return starts, [(a + size, name) for a, size, name in spans]
 
@@ -175,6 +233,11 @@ class ElfImage:
         values, names = self._labels
         i = bisect.bisect_right(values, addr) - 1
         return names[i] if i >= 0 else None
+
+    @property
+    def has_lines(self) -> bool:
+        """Whether the image has a DWARF line table (built with -g)."""
+        return bool(self._lines[0])
 
     @cached_property
     def _lines(self) -> tuple[list[int], list[tuple[str, int]]]:
@@ -207,6 +270,57 @@ class ElfImage:
             return SourceLocation(func, None, None)
         file, line = lines[i]
         return SourceLocation(func, file, line)
+
+
+class RawImage(ElfImage):
+    """A raw binary: its bytes at link address 0, entered entry_offset bytes
+    in.  No symbols, no lines; position independent as far as bwemu knows
+    (it is placed like our wrapper unless a load address is given)."""
+
+    def __init__(self, path: str | Path, entry_offset: int, bits: int = 64) -> None:
+        self.path = Path(path)
+        try:
+            data = self.path.read_bytes()
+        except OSError as e:
+            raise ElfImageError(f"{self.path}: cannot read ({e.strerror})") from None
+        if not data:
+            raise ElfImageError(f"{self.path}: the image is empty")
+        if not 0 <= entry_offset < len(data) or entry_offset % 4:
+            raise ElfImageError(f"{self.path}: --entry-offset 0x{entry_offset:x} is not a "
+                                f"word inside the image's 0x{len(data):x} bytes")
+        self._file = None
+        self.bits = bits
+        self.entry = entry_offset
+        self.segments = [Segment(0, len(data), data, True)]
+        self.position_independent = True
+        self._local_offsets = {}
+        self._opd = None
+
+    def close(self) -> None:
+        pass
+
+    @property
+    def elfv2(self) -> bool:
+        return False
+
+    @cached_property
+    def symbols(self) -> dict[str, Symbol]:
+        return {}
+
+    @cached_property
+    def _all_functions(self) -> list[Symbol]:
+        return []
+
+    @cached_property
+    def _lines(self) -> tuple[list[int], list[tuple[str, int]]]:
+        return [], []
+
+    def readonly_sections(self) -> list[tuple[str, int, int]]:
+        return []        # nothing says which of its bytes are code
+
+    @cached_property
+    def relocation_targets(self) -> frozenset[int]:
+        return frozenset()
 
 
 def _local_entry_offset(bits: int) -> int:

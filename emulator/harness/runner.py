@@ -15,16 +15,21 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from ..guest.addresses import LoadedImage, Placement
 from ..guest.devices import EXCP_NAMES, EXCP_PROGRAM, EXCP_SYSCALL, Console, Hypervisor, Uart16550
 from ..guest.devicetree import DeviceTree, DeviceTreeError
-from ..guest.elf import ElfImage
+from ..guest.elf import ElfImage, RawImage
+from ..guest.entry import entry_state
+from ..guest.handoff import HandoffByFetch
 from ..guest.machine import Machine, Stop
 from ..guest.observer import Findings, Guest, Handoff, KernelImage, Observer, RunOutcome
+from ..guest.spin import SpinStop
+from ..guest.timebase import Timebase
 from .firmware import FirmwareBuild
 from .result import BootResult, ExitReason
-from .scenario import Scenario, place
+from .scenario import MemoryTree, Scenario, ScenarioError, place
 
 DEFAULT_RAM = 256 << 20   # when the tree is too broken to say
 FDT_MAGIC = bytes.fromhex("d00dfeed")
@@ -43,16 +48,16 @@ class BootRunner:
 
     def __init__(self, scenario: Scenario, firmware: FirmwareBuild | None = None, *,
                  observers: Sequence[Observer] = ()) -> None:
-        self.scenario = scenario
-        self.firmware = firmware or FirmwareBuild(policy=scenario.policy)
-        bss = scenario.kernel_bss
-        custom_kernel = bss is not None
-        kernel_path = (self.firmware.test_kernel(bss) if bss is not None
-                       else self.firmware.ensure_built().kernel_elf)
-        elf = ElfImage(self.firmware.compose(
-            kernel_path if custom_kernel else None,
-            scenario.attached_initrd, compressed=scenario.compressed_kernel))
         self.notes: list[str] = []
+        self.firmware = firmware or FirmwareBuild(policy=scenario.policy)
+        elf, kernel_path = self._image(scenario)
+        scenario = self._fix_up_tree(scenario)
+        if scenario.image is not None and scenario.wrapper_at is None \
+                and not elf.position_independent:
+            scenario = scenario.replace(wrapper_at=elf.span[0])
+            self.notes.append(f"image loaded at its link address 0x{elf.span[0]:x} "
+                              f"(it is not position independent)")
+        self.scenario = scenario
         try:
             self.tree: DeviceTree | None = DeviceTree(
                 scenario.dtb, f"device tree of scenario {scenario.name!r}")
@@ -95,17 +100,78 @@ class BootRunner:
             Uart16550(self.machine, self.console, con.address, con.reg_shift,
                       con.io_width)
         self.image = LoadedImage.at(elf, self.layout.wrapper.address)
+        kernel = KernelImage.from_elf(kernel_path) if kernel_path is not None else None
         self.guest = Guest(self.machine, self.image, self.console, self.hypervisor,
                            dtb=Placement(self.layout.dtb.address, len(dtb)), dtb_blob=dtb,
-                           initrd=self.layout.initrd, kernel=KernelImage.from_elf(kernel_path))
-        self.stop_addr = self.image.function_entry(STOP_SYMBOL)
+                           initrd=self.layout.initrd, kernel=kernel)
         self.machine.on_interrupt(self._interrupt)
-        self.machine.on_code(self._jump_to_kernel(), self._enter_kernel)
+        # Our wrapper names its fatal stop and its jump to the kernel; an
+        # image that does not is watched for both (docs/guest-abi.md).
+        self.stop_addr: int | None = None
+        if self.image.has_symbol(STOP_SYMBOL):
+            self.stop_addr = self.image.function_entry(STOP_SYMBOL)
+        if self.image.has_symbol(ENTER_KERNEL_SYMBOL):
+            self.machine.on_code(self._jump_to_kernel(),
+                                 lambda pc: self._enter_kernel(pc, self.machine.reg("ctr")))
+        else:
+            HandoffByFetch(self.machine, self.image, kernel_path,
+                           lambda pc: self._enter_kernel(pc, pc))
+        SpinStop(self.machine, self.image, self.console)
+        self.timebase = Timebase(self.machine, self.image)
         self.observers: dict[str, Observer] = {}
         for observer in observers:
             observer.attach(self.guest)
             self.observers[observer.name] = observer
         self._load()
+
+    def _image(self, scenario: Scenario) -> tuple[ElfImage, Path | None]:
+        """The image to boot and the kernel ELF it carries: our firmware
+        composed for the scenario, or the user's own image."""
+        if scenario.image is None:
+            bss = scenario.kernel_bss
+            kernel_path = (self.firmware.test_kernel(bss) if bss is not None
+                           else self.firmware.ensure_built().kernel_elf)
+            elf = ElfImage(self.firmware.compose(
+                kernel_path if bss is not None else None,
+                scenario.attached_initrd, compressed=scenario.compressed_kernel))
+            return elf, kernel_path
+        if scenario.entry_offset is not None:
+            bits = 64 if entry_state(scenario.entry, tree=0, image=0, rma_size=0,
+                                     overrides=self._overrides(scenario)).bits == 64 else 32
+            return RawImage(scenario.image, scenario.entry_offset, bits), scenario.kernel
+        return ElfImage(scenario.image), scenario.kernel
+
+    @staticmethod
+    def _overrides(scenario: Scenario) -> tuple[tuple[str, int], ...]:
+        msr = () if scenario.msr is None else (("msr", scenario.msr),)
+        return tuple(scenario.regs) + msr
+
+    def _fix_up_tree(self, scenario: Scenario) -> Scenario:
+        """--memory and --cmdline, applied to the tree as a boot loader
+        would; an empty /memory without --memory is refused by name."""
+        if scenario.memory is None and scenario.cmdline is None and not scenario.add_uart:
+            try:
+                if DeviceTree(scenario.dtb, "device tree").memory_is_placeholder():
+                    raise ScenarioError(
+                        f"device tree of scenario {scenario.name!r}: /memory is empty "
+                        f"(no reg, or size 0): give the RAM size with --memory SIZE")
+            except DeviceTreeError:
+                pass          # a broken tree: the wrapper's own answer is the point
+            return scenario
+        dtb = scenario.dtb
+        name = f"device tree of scenario {scenario.name!r}"
+        if scenario.memory is not None:
+            dtb = DeviceTree(dtb, name).with_memory(scenario.memory)
+            self.notes.append(f"/memory set to one block of 0x{scenario.memory:x} bytes at 0")
+        if scenario.cmdline is not None:
+            dtb = DeviceTree(dtb, name).with_bootargs(scenario.cmdline)
+        if scenario.add_uart:
+            tree = DeviceTree(dtb, name)
+            blocks = tuple(tree.memory())
+            address = MemoryTree(memory=blocks or ((0, DEFAULT_RAM),)).uart_address
+            dtb = tree.with_uart(address)
+            self.notes.append(f"an ns16550 added at 0x{address:x} as the console (--uart)")
+        return scenario.replace(dtb=dtb)
 
     def _jump_to_kernel(self) -> int:
         """The guest address of the `bctr` in bw_enter_kernel."""
@@ -127,10 +193,12 @@ class BootRunner:
         m.write(self.guest.dtb.address, self.guest.dtb_blob)
         if self.scenario.initrd is not None and self.layout.initrd is not None:
             m.write(self.layout.initrd.address, self.scenario.initrd)
-        m.set_reg("r3", self.layout.dtb.address)
-        m.set_reg("r4", self.layout.wrapper.address)
-        m.set_reg("r5", 0)
-        m.set_reg("r1", 0)
+        state = entry_state(self.scenario.entry, tree=self.layout.dtb.address,
+                            image=self.layout.wrapper.address,
+                            rma_size=self.layout.rma_end,
+                            overrides=self._overrides(self.scenario))
+        for name, value in state.registers.items():
+            m.set_reg(name, value)
 
     def _interrupt(self, intno: int) -> None:
         m = self.machine
@@ -138,19 +206,21 @@ class BootRunner:
             self.hypervisor.hypercall()
             return
         pc = m.reg("pc")
-        if intno == EXCP_PROGRAM and self.stop_addr <= pc < self.stop_addr + 8:
+        if intno == EXCP_PROGRAM and self.stop_addr is not None \
+                and self.stop_addr <= pc < self.stop_addr + 8:
             self._fatal_code = m.reg("r4")
             m.stop("fatal", m.read_cstring(m.reg("r3")), pc)
             return
         m.stop("exception", f"{EXCP_NAMES.get(intno, f'interrupt {intno}')} "
                f"at pc 0x{pc:x}", pc)
 
-    def _enter_kernel(self, pc: int) -> None:
+    def _enter_kernel(self, pc: int, target: int) -> None:
+        """The jump to the kernel: at pc, to target."""
         m = self.machine
         if self.guest.handoff is not None:
             return   # not the wrapper: the kernel running over its old place
         handoff = Handoff(dtb=m.reg("r3"), kernel=m.reg("r4"), r5=m.reg("r5"),
-                          entry=m.reg("ctr"))
+                          entry=target)
         self.guest.handed_off(handoff, self._read_tree(handoff.dtb))
         # The kernel is about to copy itself to 0, possibly over code
         # Unicorn has translated: it does not notice such writes by itself.

@@ -22,6 +22,8 @@ from ..guest.addresses import Placement
 MiB = 1 << 20
 ALIGN = 0x10000          # kexec-tools places segments on 64 KiB boundaries
 DEFAULT_BUDGET = 400_000_000
+UART_LOW = 0xFE00_4500       # the generated UART, below 4 GiB
+UART_HIGH = 0xF_E000_4500    # ... when RAM covers UART_LOW
 
 
 class ScenarioError(InputError):
@@ -33,12 +35,24 @@ class MemoryTree:
     """The parts of a generated device tree that matter to the wrapper."""
     memory: tuple[tuple[int, int], ...] = ((0, 256 * MiB),)
     console: str = "hvc"                 # "hvc" (PAPR vty), "uart" or "none"
-    uart_base: int = 0xF_E000_4500
+    uart_base: int | None = None         # None: UART_LOW, or UART_HIGH if RAM covers it
     reserves: tuple[tuple[int, int], ...] = ()
     bootargs: str = "console=hvc0"
     address_cells: int = 2
     size_cells: int = 2
     stdout_property: str = "linux,stdout-path"
+
+    @property
+    def uart_address(self) -> int:
+        """Where the generated UART is: below 4 GiB, as real trees have it
+        (a 32-bit wrapper cannot reach higher), unless RAM is there."""
+        if self.uart_base is not None:
+            return self.uart_base
+        for candidate in (UART_LOW, UART_HIGH):
+            if not any(b <= candidate < b + s for b, s in self.memory):
+                return candidate
+        raise ScenarioError("the generated UART has no room: RAM covers both "
+                            f"0x{UART_LOW:x} and 0x{UART_HIGH:x}")
 
     def build(self) -> bytes:
         sw = libfdt.FdtSw()
@@ -65,7 +79,7 @@ class MemoryTree:
                     sw.property_string(self.stdout_property, "/vdevice/vty@30000000")
                 elif self.console == "uart":
                     sw.property_string(self.stdout_property,
-                                       f"/serial@{self.uart_base:x}")
+                                       f"/serial@{self.uart_address:x}")
             for base, size in self.memory:
                 with sw.add_node(f"memory@{base:x}"):
                     sw.property_string("device_type", "memory")
@@ -80,9 +94,12 @@ class MemoryTree:
                         sw.property_string("device_type", "serial")
                         sw.property_u32("reg", 0x30000000)
             elif self.console == "uart":
-                with sw.add_node(f"serial@{self.uart_base:x}"):
+                with sw.add_node(f"serial@{self.uart_address:x}"):
+                    # As real trees write it: Linux's boot wrapper finds its
+                    # console by device_type "serial" and compatible ns16550.
+                    sw.property_string("device_type", "serial")
                     sw.property_string("compatible", "ns16550")
-                    sw.property("reg", reg([(self.uart_base, 0x100)],
+                    sw.property("reg", reg([(self.uart_address, 0x100)],
                                            self.address_cells, self.size_cells))
                     sw.property_u32("clock-frequency", 1843200)
         return bytes(sw.as_fdt().as_bytearray())
@@ -113,6 +130,7 @@ class Scenario:
     # --- fix-ups of the tree, as a boot loader makes them ---
     memory: int | None = None             # /memory replaced by one block at 0 of this size
     cmdline: str | None = None            # /chosen bootargs
+    add_uart: bool = False                # an ns16550 added and made stdout-path
 
     @classmethod
     def from_files(cls, dtb: Path, *, initrd: Path | None = None,

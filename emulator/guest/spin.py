@@ -1,0 +1,40 @@
+"""A guest that prints and spins: Linux's boot wrapper ends a fatal error
+with its message on the console and a branch to itself (`b .`, 0x48000000:
+primary opcode 18, displacement 0, AA = LK = 0).  Waiting for the budget to
+run out would take seconds and call it a runaway; instead every such
+instruction in the image's code gets a block hook (it is always the start
+of a translation block, being its own branch target), and reaching one
+ends the run as "fatal" with the console's last line: within one
+instruction of the spin.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from unicorn import UC_HOOK_BLOCK
+
+from .addresses import LoadedImage
+from .devices import Console
+from .machine import Machine
+
+BRANCH_TO_SELF = 0x48000000
+
+
+class SpinStop:
+    """Stops the machine at the first branch-to-self in the image."""
+
+    def __init__(self, machine: Machine, image: LoadedImage, console: Console) -> None:
+        self.machine = machine
+        self.console = console
+        self.sites = [addr for addr, word in image.code_words() if word == BRANCH_TO_SELF]
+        for addr in self.sites:
+            machine.uc.hook_add(UC_HOOK_BLOCK, self._spin, begin=addr, end=addr)
+
+    def _spin(self, uc: Any, address: int, size: int, user: Any) -> None:
+        lines = [line for line in self.console.text.splitlines() if line.strip()]
+        last = lines[-1].strip() if lines else "(nothing printed)"
+        self.machine.stop("fatal", f"{last} (then spins at pc 0x{address:x})", address)
+
+
+__all__ = ["BRANCH_TO_SELF", "SpinStop"]
