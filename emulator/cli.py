@@ -13,6 +13,7 @@ from .guest.entry import CONVENTIONS
 from .harness import scenarios_lib
 from .harness.boot import boot
 from .harness.firmware import POLICIES, FirmwareBuild
+from .harness.inputs import read_input
 from .harness.scenario import MemoryTree, Scenario, ScenarioError, default_scenario
 
 
@@ -67,7 +68,7 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
             raise ScenarioError("--scenario and --dtb exclude each other")
         sc = scenarios_lib.get(args.scenario, args.policy)
         if args.initrd is not None:
-            sc = sc.replace(initrd=_read(args.initrd, "initrd"))
+            sc = sc.replace(initrd=_read(args.initrd, "--initrd"))
     # --- end named scenarios ---
     elif args.dtb is None:
         sc = default_scenario()
@@ -75,7 +76,7 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
             # Linux's boot wrapper has no PAPR console: give it a UART.
             sc = sc.replace(name="default", dtb=MemoryTree(console="uart").build())
         if args.initrd is not None:
-            sc = sc.replace(initrd=_read(args.initrd, "initrd"))
+            sc = sc.replace(initrd=_read(args.initrd, "--initrd"))
     else:
         sc = Scenario.from_files(args.dtb, initrd=args.initrd)
     if args.image is not None:
@@ -100,17 +101,13 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
                                  ("kernel_bss", args.kernel_bss),
                                  ("budget", args.budget)) if v is not None}
     if args.attach_initrd is not None:
-        changes["attached_initrd"] = _read(args.attach_initrd, "initrd to attach")
+        changes["attached_initrd"] = _read(args.attach_initrd, "--attach-initrd")
     changes["policy"] = args.policy
     return sc.replace(**changes)
 
 
 def _read(path: str, what: str) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError as e:
-        raise ScenarioError(f"cannot read {what} {path}: {e.strerror}") from None
+    return read_input(path, what)
 
 
 def cmd_boot(args: argparse.Namespace) -> int:

@@ -66,9 +66,9 @@ def test_budget_exhausted_exits_nonzero():
 
 
 @pytest.mark.parametrize("args, words", [
-    (["--dtb", "/nonexistent/x.dtb"], "cannot read device tree"),
+    (["--dtb", "/nonexistent/x.dtb"], "--dtb /nonexistent/x.dtb: cannot read: No such file"),
     (["--dtb-at", "banana"], "is not an address"),
-    (["--dtb", "tests/data/../../build/firmware/none.dtb"], "cannot read device tree"),
+    (["--dtb", "tests/data/../../build/firmware/none.dtb"], "none.dtb: cannot read: No such file"),
     (["--dtb-at", "0x7fff0000"], "is not inside RAM"),
     (["--wrapper-at", "0xffc0000"], "overlaps"),
     (["--budget", "0"], "greater than 0"),

@@ -27,6 +27,15 @@ class ConsoleNode:
     io_width: int = 1
 
 
+#: ns16550 registers are at most 16 bytes apart (reg-shift 4) on any real board.
+MAX_REG_SHIFT = 4
+
+
+def _show(raw: bytes) -> str:
+    return "<" + " ".join(f"0x{int.from_bytes(raw[i:i + 4], 'big'):x}"
+                          for i in range(0, len(raw) - 3, 4)) + ">" if len(raw) >= 4 else "[]"
+
+
 def _cells(data: bytes, n: int) -> int:
     return int.from_bytes(data[:4 * n], "big")
 
@@ -130,10 +139,27 @@ def check_structure(blob: bytes, name: str = "device tree") -> None:
                   f"{depth} node(s) left open at the end of the structure block")
 
 
+def check_fits(blob: bytes, name: str = "device tree") -> None:
+    """What a loader needs of a tree file before it can place it: the
+    whole header, and a totalsize no larger than the file.  (What lies
+    inside is the wrapper's to judge.)"""
+    if len(blob) < FDT_HEADER_SIZE:
+        raise DeviceTreeError(f"{name}: {len(blob)} bytes, shorter than the "
+                              f"{FDT_HEADER_SIZE}-byte header")
+    total = _u32(blob, 4)
+    if _u32(blob, 0) == FDT_MAGIC and total > len(blob):
+        raise DeviceTreeError(f"{name}: header totalsize 0x{total:x} is larger than "
+                              f"the file's 0x{len(blob):x} bytes")
+
+
 class DeviceTree:
+    """A tree read with pylibfdt, after check_structure() has passed: pylibfdt
+    trusts the header and reads past a buffer whose header lies."""
+
     def __init__(self, blob: bytes, name: str = "device tree"):
         self.name = name
         self.blob = bytes(blob)
+        check_structure(self.blob, name)
         try:
             self.fdt = libfdt.Fdt(bytearray(self.blob))
         except libfdt.FdtException as e:
@@ -305,16 +331,27 @@ class DeviceTree:
             return None
         compat = (self.prop(path, "compatible") or b"").split(b"\0")
         reg = self.prop(path, "reg") or b""
+        if len(reg) < 4:
+            return None      # no address: nothing to emulate (the wrapper finds none either)
         if b"hvterm1" in compat:
             return ConsoleNode("hvc", path, _cells(reg, 1))
         if any(c in compat for c in (b"ns16550", b"ns16550a", b"ns16450", b"ns8250")):
             address = self._translate(path, reg)
-            shift = self.prop(path, "reg-shift")
-            width = self.prop(path, "reg-io-width")
-            return ConsoleNode("uart", path, address,
-                               int.from_bytes(shift, "big") if shift else 0,
-                               int.from_bytes(width, "big") if width else 1)
+            shift = self._small(path, "reg-shift", 0, MAX_REG_SHIFT)
+            width = self._small(path, "reg-io-width", 1, 8)
+            return ConsoleNode("uart", path, address, shift, width)
         return None
+
+    def _small(self, path: str, name: str, default: int, top: int) -> int:
+        """A one-cell property bounded to [0, top]."""
+        raw = self.prop(path, name)
+        if raw is None:
+            return default
+        value = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else -1
+        if not 0 <= value <= top:
+            raise DeviceTreeError(f"{self.name}: {path} {name} = {_show(raw)}: "
+                                  f"bwemu emulates 0..{top}")
+        return value
 
     def _translate(self, path: str, reg: bytes) -> int:
         """A node's first reg address in CPU terms, through its buses' ranges."""
@@ -330,6 +367,9 @@ class DeviceTree:
             if not ranges:
                 continue
             stride = 4 * (child_ac + parent_ac + child_sc)
+            if stride == 0:
+                raise DeviceTreeError(f"{self.name}: {bus} has ranges but all its cell "
+                                      f"counts are 0")
             for i in range(0, len(ranges) - stride + 1, stride):
                 cb = _cells(ranges[i:], child_ac)
                 pb = _cells(ranges[i + 4 * child_ac:], parent_ac)
@@ -337,6 +377,8 @@ class DeviceTree:
                 if cb <= addr < cb + size:
                     addr = addr - cb + pb
                     break
+        if addr >= 1 << 64:
+            raise DeviceTreeError(f"{self.name}: {path} translates to 0x{addr:x}, past 2^64")
         return addr
 
     def with_initrd(self, start: int, end: int) -> bytes:

@@ -84,9 +84,15 @@ class ElfImage:
         #: 32 or 64: the ELF class, which is also the mode its code runs in.
         self.bits: int = self._elf.elfclass
         self.entry = self._elf["e_entry"]
-        self.segments = [
-            Segment(s["p_vaddr"], s["p_memsz"], s.data(), bool(s["p_flags"] & PF_X))
-            for s in self._elf.iter_segments() if s["p_type"] == "PT_LOAD"]
+        loads = [s for s in self._elf.iter_segments() if s["p_type"] == "PT_LOAD"]
+        self.segments = [Segment(s["p_vaddr"], s["p_memsz"], s.data(),
+                                 bool(s["p_flags"] & PF_X)) for s in loads]
+        #: Where the image may be loaded: a multiple of this, its sections'
+        #: largest alignment (at least a word).  Not p_align, the linker's
+        #: page size: a position-independent image runs at any address
+        #: that keeps its sections aligned (ours at 0x100 under QEMU).
+        self.load_alignment = max([4] + [sec["sh_addralign"] for sec in
+                                         self._elf.iter_sections() if sec["sh_flags"] & 2])
         #: Relocatable where it is loaded (a PIE: ET_DYN, or a PT_DYNAMIC
         #: for its start-up code to apply, as Linux's zImage.epapr has).
         self.position_independent = self._elf["e_type"] == "ET_DYN" or any(
@@ -292,6 +298,7 @@ class RawImage(ElfImage):
         self.bits = bits
         self.entry = entry_offset
         self.segments = [Segment(0, len(data), data, True)]
+        self.load_alignment = 4
         self.position_independent = True
         self._local_offsets = {}
         self._opd = None

@@ -68,7 +68,12 @@ class Machine:
         self.uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)   # type: ignore[attr-defined]
         self.ram = self._merge(ram)
         for base, end in self.ram:
-            self.uc.mem_map(base, end - base, UC_PROT_ALL)
+            try:
+                self.uc.mem_map(base, end - base, UC_PROT_ALL)
+            except UcError as e:
+                raise MachineError(
+                    f"RAM 0x{base:x}..0x{end:x} (0x{end - base:x} bytes, from /memory) "
+                    f"cannot be mapped on this host: {e}") from None
         self._stop: Stop | None = None
         self._hooks: list[int] = []
         self._started = False
@@ -155,13 +160,18 @@ class Machine:
                  write: Callable[[int, int, int], None]) -> None:
         """A device: read(offset, size) -> value, write(offset, size, value)."""
         start, end = _page_span(base, base + size)
+        if size <= 0 or end > 1 << 64:
+            raise MachineError(f"device at 0x{base:x} (0x{size:x} bytes) runs past 2^64")
         if any(b < end and start < e for b, e in self.ram):
-            raise MachineError(f"device at 0x{base:x} overlaps RAM")
+            raise MachineError(f"device at 0x{base:x}..0x{base + size:x} overlaps RAM")
         delta = base - start
-        self.uc.mmio_map(start, end - start,
-                         lambda uc, off, sz, u: read(off - delta, sz), None,
-                         lambda uc, off, sz, val, u: write(off - delta, sz, val),
-                         None)
+        try:
+            self.uc.mmio_map(start, end - start,
+                             lambda uc, off, sz, u: read(off - delta, sz), None,
+                             lambda uc, off, sz, val, u: write(off - delta, sz, val),
+                             None)
+        except UcError as e:
+            raise MachineError(f"device at 0x{base:x} cannot be mapped: {e}") from None
 
     # Running.
     def stop(self, reason: str, message: str, pc: int | None = None) -> None:

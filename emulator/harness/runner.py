@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..guest.addresses import LoadedImage, Placement
 from ..guest.devices import EXCP_NAMES, EXCP_PROGRAM, EXCP_SYSCALL, Console, Hypervisor, Uart16550
-from ..guest.devicetree import DeviceTree, DeviceTreeError
+from ..guest.devicetree import DeviceTree, DeviceTreeError, check_fits
 from ..guest.elf import ElfImage, RawImage
 from ..guest.entry import entry_state
 from ..guest.handoff import HandoffByFetch
@@ -50,6 +50,10 @@ class BootRunner:
                  observers: Sequence[Observer] = ()) -> None:
         self.notes: list[str] = []
         self.firmware = firmware or FirmwareBuild(policy=scenario.policy)
+        try:
+            check_fits(scenario.dtb, f"device tree of scenario {scenario.name!r}")
+        except DeviceTreeError as e:
+            raise ScenarioError(str(e)) from None
         elf, kernel_path = self._image(scenario)
         scenario = self._fix_up_tree(scenario)
         if scenario.image is not None and scenario.wrapper_at is None \
@@ -76,6 +80,11 @@ class BootRunner:
             self.notes.append(f"the tree describes no memory; RAM defaulted to "
                               f"0x{DEFAULT_RAM:x} bytes at 0")
         start, end = elf.span
+        align = elf.load_alignment
+        if scenario.wrapper_at is not None and scenario.wrapper_at % align:
+            raise ScenarioError(f"--load-at 0x{scenario.wrapper_at:x}: the image must be "
+                                f"loaded at a multiple of 0x{align:x} (its sections' "
+                                f"alignment)")
         self.layout = place(scenario, ram, end - start)
         dtb = scenario.dtb
         if scenario.initrd is not None and self.tree is not None:

@@ -12,12 +12,14 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import libfdt
 
 from ..errors import InputError
 from ..guest.addresses import Placement
+from .inputs import read_input
 
 MiB = 1 << 20
 ALIGN = 0x10000          # kexec-tools places segments on 64 KiB boundaries
@@ -132,19 +134,99 @@ class Scenario:
     cmdline: str | None = None            # /chosen bootargs
     add_uart: bool = False                # an ns16550 added and made stdout-path
 
+    def __post_init__(self) -> None:
+        """Every field type- and range-checked here, so a wrong one is
+        named at once, not found deep inside a boot."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            check = _FIELD_CHECKS.get(f.name)
+            if check is not None:
+                problem = check(value)
+                if problem:
+                    raise ScenarioError(f"Scenario field {f.name}: {problem}, "
+                                        f"not {_short(value)}")
+
     @classmethod
     def from_files(cls, dtb: Path, *, initrd: Path | None = None,
                    **kwargs: Any) -> Scenario:
-        def read(p: Path, what: str) -> bytes:
-            try:
-                return Path(p).read_bytes()
-            except OSError as e:
-                raise ScenarioError(f"cannot read {what} {p}: {e.strerror}") from None
-        return cls(name=Path(dtb).name, dtb=read(dtb, "device tree"),
-                   initrd=read(initrd, "initrd") if initrd else None, **kwargs)
+        return cls(name=Path(dtb).name, dtb=read_input(dtb, "--dtb"),
+                   initrd=read_input(initrd, "--initrd") if initrd else None, **kwargs)
 
     def replace(self, **changes: Any) -> Scenario:
         return dataclasses.replace(self, **changes)
+
+
+#: The largest kernel bss a test kernel can be linked with: more than any
+#: RAM bwemu can map (larger values overflow the 64-bit link).
+MAX_KERNEL_BSS = 1 << 40
+#: Unicorn counts the budget in a size_t; 0 would mean "no limit".
+MAX_BUDGET = (1 << 63) - 1
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _int_in(lo: int, hi: int, *, optional: bool = True) -> Callable[[Any], str | None]:
+    def check(v: Any) -> str | None:
+        if v is None and optional:
+            return None
+        if not isinstance(v, int) or isinstance(v, bool):
+            return f"must be an int{' or None' if optional else ''}"
+        if not lo <= v <= hi:
+            return f"must be in 0x{lo:x}..0x{hi:x}"
+        return None
+    return check
+
+
+def _of(kind: type | tuple[type, ...], what: str,
+        optional: bool = False) -> Callable[[Any], str | None]:
+    def check(v: Any) -> str | None:
+        if v is None and optional:
+            return None
+        if kind is not bool and isinstance(v, bool):
+            return f"must be {what}"          # True is an int to Python, not to us
+        return None if isinstance(v, kind) else f"must be {what}"
+    return check
+
+
+def _one_of(*choices: str) -> Callable[[Any], str | None]:
+    def check(v: Any) -> str | None:
+        return None if v in choices else f"must be one of {', '.join(choices)}"
+    return check
+
+
+def _regs(v: Any) -> str | None:
+    ok = isinstance(v, tuple) and all(
+        isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str)
+        and isinstance(p[1], int) and 0 <= p[1] < 1 << 64 for p in v)
+    return None if ok else "must be a tuple of (register name, u64 value) pairs"
+
+
+U64 = (1 << 64) - 1
+_FIELD_CHECKS: dict[str, Callable[[Any], str | None]] = {
+    "name": _of(str, "a string"),
+    "dtb": _of(bytes, "the tree's bytes"),
+    "dtb_at": _int_in(0, U64),
+    "wrapper_at": _int_in(0, U64),
+    "initrd": _of(bytes, "bytes or None", optional=True),
+    "initrd_at": _int_in(0, U64),
+    "attached_initrd": _of(bytes, "bytes or None", optional=True),
+    "kernel_bss": _int_in(0, MAX_KERNEL_BSS),
+    "compressed_kernel": _of(bool, "True or False"),
+    "policy": _one_of("fixed", "seed"),
+    "budget": _int_in(1, MAX_BUDGET, optional=False),
+    "image": _of(Path, "a Path or None", optional=True),
+    "entry_offset": _int_in(0, U64),
+    "kernel": _of(Path, "a Path or None", optional=True),
+    "entry": _one_of("kexec", "epapr"),
+    "regs": _regs,
+    "msr": _int_in(0, U64),
+    "memory": _int_in(1, U64),
+    "cmdline": _of(str, "a string or None", optional=True),
+    "add_uart": _of(bool, "True or False"),
+}
 
 
 @dataclass(frozen=True)
@@ -183,10 +265,16 @@ def place(scenario: Scenario, ram: list[tuple[int, int]], wrapper_size: int) -> 
                      f"zImage after the running kernel's end)")
     dtb_at = scenario.dtb_at
     if dtb_at is None:
+        if dtb_size > low_size:
+            raise ScenarioError(f"the device tree (0x{dtb_size:x} bytes) is larger than "
+                                f"the real-mode area (0x{low_size:x} bytes)")
         dtb_at = _align_down(low + low_size - dtb_size, ALIGN)
         notes.append(f"device tree placed at 0x{dtb_at:x} (top of the real-mode area)")
     initrd_at = scenario.initrd_at
     if scenario.initrd is not None and initrd_at is None:
+        if initrd_size > dtb_at - low:
+            raise ScenarioError(f"the initrd (0x{initrd_size:x} bytes) does not fit below "
+                                f"the device tree at 0x{dtb_at:x}: give --initrd-at")
         initrd_at = _align_down(dtb_at - initrd_size, ALIGN)
         notes.append(f"initrd placed at 0x{initrd_at:x} (below the device tree)")
     if scenario.initrd is None and initrd_at is not None:
