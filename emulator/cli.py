@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -154,6 +155,25 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fuzz(args: argparse.Namespace) -> int:
+    """A fuzz campaign (emulator/harness/fuzz.py): cases start..start+runs of
+    campaign --seed, or the one case --only."""
+    from .harness import fuzz   # only when asked: it imports the pool machinery
+    indices = [args.only] if args.only is not None else range(args.start,
+                                                              args.start + args.runs)
+    out = Path(args.findings)
+    res = fuzz.campaign(args.seed, indices, jobs=args.jobs, policy=args.policy,
+                        findings_dir=out, progress=sys.stderr.isatty() or args.progress)
+    print(res.table())
+    print(f"{res.runs} cases of seed {args.seed} in {res.seconds:.1f} s with "
+          f"{args.jobs} job(s): {len(res.findings)} finding(s)")
+    for f in res.findings:
+        print(f"  finding: case {f.index} ({f.kind}): {f.summary}")
+        print(f"    replay: bwemu fuzz --seed {args.seed} --only {f.index}   "
+              f"(inputs in {out / f'fuzz-{args.seed}-{f.index}'})")
+    return 1 if res.findings else 0
+
+
 def cmd_ranges_check(args: argparse.Namespace) -> int:
     from .harness.ranges_check import check  # the mirror's harness: only when asked
     build = FirmwareBuild(policy=args.policy, fault=args.fault)
@@ -245,6 +265,24 @@ def build_parser() -> argparse.ArgumentParser:
                    "OVERFLOW_OFF_BY_ONE, STALE_TAIL, FULL_CORRUPTS, IGNORE_FULL)")
     c.add_argument("--policy", choices=POLICIES, default="fixed")
     c.set_defaults(func=cmd_ranges_check)
+
+    z = sub.add_parser("fuzz", help="mutate valid boots and check every outcome",
+                       description="Structured mutation of valid trees, payloads and load "
+                       "addresses, each booted with every checker attached.  Each case "
+                       "comes from (seed, index) alone, so machines can split a campaign "
+                       "by --start/--runs and replay one case with --only.")
+    z.add_argument("--runs", type=positive, default=200, metavar="N")
+    z.add_argument("--seed", type=int, default=1)
+    z.add_argument("--start", type=int, default=0, metavar="I",
+                   help="first case index (to split a campaign across machines)")
+    z.add_argument("--only", type=int, metavar="I", help="run case I alone (a replay)")
+    z.add_argument("--jobs", type=positive, default=os.cpu_count() or 1, metavar="J")
+    z.add_argument("--policy", choices=POLICIES, default="fixed")
+    z.add_argument("--findings", default="fuzz-findings", metavar="DIR",
+                   help="where reproducers of findings go (default ./fuzz-findings)")
+    z.add_argument("--progress", action="store_true",
+                   help="a progress bar even when stderr is not a terminal")
+    z.set_defaults(func=cmd_fuzz)
 
     s = sub.add_parser("bench", help="time the default boot")
     s.add_argument("--repeat", type=positive, default=5)

@@ -243,6 +243,12 @@ class ModelCheck:
             return ModelFindings(True, why_not="the tree handed over cannot be read, "
                                  "so the model has nothing to predict")
         p = predict(inputs)
+        if run.reason == "fatal" and run.fatal_code not in FATAL_KIND_OF_CODE:
+            # A stop on input the placement model does not describe (a
+            # broken kernel payload, say): nothing to compare.
+            return ModelFindings(True, p, why_not=f"the wrapper stopped on input the "
+                                 f"placement model does not describe (fatal code "
+                                 f"{run.fatal_code})")
         table = (self.table_at_handoff if guest.handoff is not None
                  else self.view.read_ranges(guest.machine))
         facts = BootFacts(run.reason, run.message, run.fatal_code, guest.handoff,

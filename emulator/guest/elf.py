@@ -107,6 +107,14 @@ class ElfImage:
         if self._file is not None:
             self._file.close()
 
+    def file_offset(self, addr: int) -> int:
+        """Where in the file the byte at link address addr is."""
+        for seg in self._elf.iter_segments():
+            if seg["p_type"] == "PT_LOAD" and \
+                    seg["p_vaddr"] <= addr < seg["p_vaddr"] + seg["p_filesz"]:
+                return seg["p_offset"] + addr - seg["p_vaddr"]
+        raise ElfImageError(f"{self.path}: link address 0x{addr:x} has no file bytes")
+
     def read(self, addr: int, size: int) -> bytes:
         """Up to size file bytes from link address addr (within one segment)."""
         for seg in self.segments:

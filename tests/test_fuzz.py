@@ -1,0 +1,91 @@
+"""bwemu fuzz: cases made from (seed, index) alone, every outcome one of
+four, findings saved with the command that replays them, and a worker's
+crash or hang reported as a finding rather than taking the campaign down."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+import pytest
+
+from emulator.cli import main
+from emulator.harness import fuzz
+from emulator.harness.fuzz import CaseOutcome, make_case
+
+
+def test_a_case_is_made_from_seed_and_index_alone():
+    a, b = make_case(7, 123), make_case(7, 123)
+    assert (a.kind, a.detail, a.dtb, a.initrd, a.payload_patch) == \
+        (b.kind, b.detail, b.dtb, b.initrd, b.payload_patch)
+    assert make_case(7, 124).dtb != a.dtb or make_case(7, 124).kind != a.kind
+
+
+def test_every_mutation_kind_is_drawn():
+    kinds = {make_case(3, i).kind for i in range(400)}
+    assert kinds == set(fuzz.MUTATIONS)
+
+
+def test_each_outcome_is_one_of_four_and_replays_the_same(tmp_path):
+    res = fuzz.campaign(11, range(40), jobs=1, findings_dir=tmp_path)
+    assert sum(res.outcomes.values()) == 40
+    assert set(res.outcomes) <= set(fuzz.OUTCOMES)
+    assert res.outcomes["fatal"] > 0 and res.outcomes["handoff"] > 0
+    # Any single case replays to the same outcome.
+    for i in (0, 17, 39):
+        first = fuzz.run_case(11, i)
+        assert fuzz.run_case(11, i).outcome == first.outcome
+
+
+def test_a_finding_is_saved_with_its_replay_command(tmp_path):
+    outcome = CaseOutcome(5, make_case(2, 5).kind, "finding", "for the test")
+    d = fuzz.save_reproducer(tmp_path, 2, outcome)
+    info = json.loads((d / "case.json").read_text())
+    assert info["replay"] == "bwemu fuzz --seed 2 --only 5"
+    assert (d / "tree.dtb").read_bytes() == make_case(2, 5).dtb
+
+
+def crashing_runner(seed: int, index: int, policy: str) -> CaseOutcome:
+    """A stand-in for run_case whose case 3 kills its worker, as a SIGSEGV
+    in the interpreter would."""
+    if index == 3:
+        os.kill(os.getpid(), signal.SIGSEGV)
+    return CaseOutcome(index, "stand-in", "handoff", "fine")
+
+
+def hanging_runner(seed: int, index: int, policy: str) -> CaseOutcome:
+    if index == 1:
+        time.sleep(30)
+    return CaseOutcome(index, "stand-in", "handoff", "fine")
+
+
+def test_a_worker_killed_by_a_signal_is_a_finding_of_that_case_only():
+    res = fuzz.campaign(1, range(8), jobs=2, runner=crashing_runner)
+    assert res.outcomes["handoff"] == 7
+    assert [(f.index, f.summary.split(":")[0]) for f in res.findings] == [(3, "crash")]
+
+
+def test_a_case_with_no_outcome_in_time_is_a_hang(monkeypatch):
+    monkeypatch.setattr(fuzz, "CASE_TIMEOUT", 2.0)
+    res = fuzz.campaign(1, range(3), jobs=2, runner=hanging_runner)
+    assert [(f.index, f.summary.split(":")[0]) for f in res.findings] == [(1, "hang")]
+
+
+def test_the_cli_prints_the_table_and_exits_by_the_findings(capsys, tmp_path):
+    rc = main(["fuzz", "--runs", "6", "--seed", "5", "--jobs", "1",
+               "--findings", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "kind" in out and "6 cases of seed 5" in out
+    assert rc == (1 if "finding:" in out else 0)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--runs", "0"], "must be greater than 0"),
+    (["--jobs", "x"], "is not an address"),
+])
+def test_bad_fuzz_options_get_one_line(capsys, args, words):
+    with pytest.raises(SystemExit) as e:
+        main(["fuzz", *args])
+    assert e.value.code == 2 and words in capsys.readouterr().err
