@@ -46,7 +46,7 @@ from ..guest.observer import CheckState
 from .boot import boot
 from .firmware import FirmwareBuild
 from .result import BootResult, ExitReason
-from .scenario import MiB, MemoryTree, Scenario, default_initrd
+from .scenario import MemoryTree, MiB, Scenario, default_initrd
 
 #: Instructions a fuzz boot may take (the default boot takes about 1 M).
 FUZZ_BUDGET = 40_000_000
@@ -244,7 +244,7 @@ def m_memory(rng: random.Random, t: bytearray, case: FuzzCase) -> str:
 
 
 def m_chosen_initrd(rng: random.Random, t: bytearray, case: FuzzCase) -> str:
-    import libfdt   # only here: the tree is valid before this mutation
+    import libfdt  # only here: the tree is valid before this mutation
     fdt = libfdt.Fdt(bytearray(t))
     fdt.resize(len(t) + 256)
     chosen = fdt.path_offset("/chosen")
@@ -489,10 +489,8 @@ def campaign(seed: int, indices: range | list[int], jobs: int = 1, policy: str =
             if findings_dir is not None:
                 save_reproducer(findings_dir, seed, o)
 
-    done = 0
-    for o in _outcomes(seed, list(indices), jobs, policy, runner):
+    for done, o in enumerate(_outcomes(seed, list(indices), jobs, policy, runner), 1):
         record(o)
-        done += 1
         if progress:
             _progress(done, len(indices), len(result.findings), t0)
     if progress:
