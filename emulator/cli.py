@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import report
+from . import corpus_cli, report
 from .errors import BwemuError
 from .guest.entry import CONVENTIONS
 from .harness import scenarios_lib
@@ -288,6 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--repeat", type=positive, default=5)
     s.set_defaults(func=cmd_bench)
 
+    corpus_cli.add_run_parser(sub)        # scenario files: emulator/corpus_cli.py
+    corpus_cli.add_record_parser(sub)
     return p
 
 
