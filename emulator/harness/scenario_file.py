@@ -158,6 +158,32 @@ def pairs(value: Any, base: Callable[[Any], int] = address) -> tuple[tuple[int, 
     return tuple(out)
 
 
+SERIES_KEYS = ("from", "size", "step", "count")
+
+
+def series(value: Any) -> tuple[tuple[int, int], ...]:
+    """{ from = A, size = N, step = D, count = C }: C entries of N bytes at
+    A, A + D, A + 2D ... (a table full of reserves without listing each)."""
+    if not isinstance(value, dict):
+        raise _Bad(f"expected a table like {{ from = 0x4000000, size = 0x1000, "
+                   f"step = 0x100000, count = 30 }}, got {_kind_of(value)}")
+    for k in value:
+        if k not in SERIES_KEYS:
+            close = difflib.get_close_matches(k, SERIES_KEYS, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise _Bad(f"unknown key {k!r}{hint}")
+    missing = [k for k in SERIES_KEYS if k not in value]
+    if missing:
+        raise _Bad(f"missing {', '.join(missing)} (needs {', '.join(SERIES_KEYS)})")
+    start, n, step = address(value["from"]), size(value["size"]), size(value["step"])
+    count = _int(value["count"], "a count (an integer)")
+    if not 0 < count <= 4096:
+        raise _Bad(f"count {count} is not 1 .. 4096")
+    if start + step * (count - 1) + n > 2**64:
+        raise _Bad("the series runs past the 64-bit address space")
+    return tuple((start + i * step, n) for i in range(count))
+
+
 def memory(value: Any) -> int | tuple[tuple[int, int], ...]:
     """A size (one block at 0) or [[base, size], ...] blocks (a base may be
     written as a size too: "256M")."""
@@ -227,7 +253,7 @@ def regions(value: Any) -> tuple[str, ...]:
 #: Every table and key a scenario file may have, with the check of its value.
 SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
     "": {"description": text, "xfail": text},
-    "tree": {"dtb": text, "memory": memory, "reserve": pairs,
+    "tree": {"dtb": text, "memory": memory, "reserve": pairs, "reserve_series": series,
              "console": choice(*CONSOLES), "bootargs": text,
              "address_cells": cells, "size_cells": cells},
     "load": {"wrapper": address, "dtb": address, "initrd": address},
@@ -381,7 +407,7 @@ class _Builder:
         generated_only = [k for k in ("console", "address_cells", "size_cells")
                           if self.has("tree", k)]
         mem = self.get("tree", "memory")
-        reserves = self.get("tree", "reserve", ())
+        reserves = self.get("tree", "reserve", ()) + self.get("tree", "reserve_series", ())
         if not self.has("tree", "dtb"):
             blocks = ((0, mem),) if isinstance(mem, int) else mem or ((0, 256 * MiB),)
             kw: dict[str, Any] = {"memory": blocks, "reserves": reserves}
