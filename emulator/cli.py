@@ -7,8 +7,10 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
-from . import corpus_cli, report
+from . import report
+from .debug import cli as debug_cli
 from .errors import BwemuError
 from .guest.entry import CONVENTIONS
 from .harness import scenarios_lib
@@ -113,13 +115,14 @@ def _read(path: str, what: str) -> bytes:
 
 def cmd_boot(args: argparse.Namespace) -> int:
     sc = scenario_from_args(args)
-    result = boot(sc, watch=not args.no_watch)
+    result = boot(sc, watch=not args.no_watch, observers=debug_cli.observers(args))
     if args.json:
         print(report.dumps(result))
     else:
         print(report.to_text(result))
         if args.ranges:
             print(report.ranges_text(result))
+    debug_cli.after_boot(args, result)     # the trace file, --map
     return 0 if result.passed else 1
 
 
@@ -189,9 +192,17 @@ def cmd_ranges_check(args: argparse.Namespace) -> int:
     return 1
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, except that a usage error is one line (exit 2), like every
+    other error bwemu reports; --help still shows the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="bwemu", description="Run the PowerPC "
-                                "bootwrapper in an emulator and check what it does.")
+    p = OneLineParser(prog="bwemu", description="Run the PowerPC "
+                      "bootwrapper in an emulator and check what it does.")
     sub = p.add_subparsers(dest="command", required=True)
 
     b = sub.add_parser("boot", help="boot the wrapper on a scenario",
@@ -245,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--ranges", action="store_true",
                    help="show the range-table timeline")
     b.set_defaults(func=cmd_boot)
+    debug_cli.add_boot_arguments(b)   # --trace*, --map: emulator/debug/cli.py
 
     # --- named scenarios ---
     n = sub.add_parser("scenarios", help="list the named scenarios")
@@ -288,8 +300,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--repeat", type=positive, default=5)
     s.set_defaults(func=cmd_bench)
 
-    corpus_cli.add_run_parser(sub)        # scenario files: emulator/corpus_cli.py
-    corpus_cli.add_record_parser(sub)
     return p
 
 

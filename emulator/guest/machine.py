@@ -90,8 +90,10 @@ class Machine:
             else:
                 out.append([s, e])
         for s, e in out:
-            if e > 1 << 64:
-                raise MachineError(f"memory block 0x{s:x}.. runs past 2^64")
+            if e >= 1 << 64:
+                # Unicorn maps sizes below 2^64 only: the last page is out of reach.
+                raise MachineError(f"memory block 0x{s:x}.. reaches 2^64 (the top of the "
+                                   f"address space cannot be mapped)")
         return [(s, e) for s, e in out]
 
     def in_ram(self, addr: int, size: int = 1) -> bool:

@@ -11,14 +11,14 @@ from pathlib import Path
 from ..errors import InputError
 
 MiB = 1 << 20
-#: The largest file bwemu reads for each kind of input.
-LIMITS = {"device tree": 16 * MiB, "initrd": 1024 * MiB, "image": 256 * MiB,
-          "kernel": 256 * MiB}
+#: The largest file bwemu reads for each input, by its option's name.
+LIMITS = {"dtb": 16 * MiB, "initrd": 1024 * MiB, "attach-initrd": 1024 * MiB,
+          "image": 256 * MiB, "kernel": 256 * MiB}
 
 
 def read_input(path: str | os.PathLike[str], what: str, limit: int | None = None) -> bytes:
-    """The bytes of a regular file; `what` names it in errors ("--dtb",
-    "initrd ...")."""
+    """The bytes of a regular file; `what` names it in errors: its option
+    ("--dtb"), whose name also chooses the size limit."""
     p = Path(path)
     kind = what.split(" ", 1)[0].lstrip("-")
     limit = limit if limit is not None else LIMITS.get(kind, 256 * MiB)

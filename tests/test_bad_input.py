@@ -1,0 +1,359 @@
+"""Every kind of broken input gets a specific answer: one line naming the
+input and the field (CLI exit 2), or the wrapper's own fatal message (exit
+1), never a traceback, a crash, a hang or a wrong OK.  Each kind below
+names the message it expects."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import libfdt
+import pytest
+
+from emulator import MemoryTree, Scenario, boot, default_scenario
+from emulator.cli import main
+from emulator.errors import BwemuError
+from emulator.harness.firmware import FirmwareBuild
+from emulator.harness.scenario import MiB, ScenarioError
+
+GiB = 1 << 30
+QEMU_TREE = Path(__file__).parent / "data" / "qemu-pseries-512M.dtb"
+
+
+def tree(**kw: object) -> bytes:
+    return MemoryTree(**kw).build()   # type: ignore[arg-type]
+
+
+def edit(blob: bytes, change: Callable[[libfdt.Fdt], None], room: int = 512) -> bytes:
+    fdt = libfdt.Fdt(bytearray(blob))
+    fdt.resize(len(blob) + room)
+    change(fdt)
+    fdt.pack()
+    return bytes(fdt.as_bytearray())
+
+
+def set32(blob: bytes, off: int, value: int) -> bytes:
+    b = bytearray(blob)
+    b[off:off + 4] = value.to_bytes(4, "big")
+    return bytes(b)
+
+
+def with_uart(reg_shift: int | None = None, width: int | None = None,
+              base: int = 0xFE00_4500) -> bytes:
+    def change(f: libfdt.Fdt) -> None:
+        node = f.path_offset(f"/serial@{base:x}")
+        if reg_shift is not None:
+            f.setprop_u32(node, "reg-shift", reg_shift)
+        if width is not None:
+            f.setprop_u32(node, "reg-io-width", width)
+    return edit(tree(console="uart", uart_base=base), change)
+
+
+def uart_on_bus(ranges: bytes, cells: tuple[int, int] = (1, 1), depth: int = 1) -> bytes:
+    """A UART behind `depth` nested buses with these cell counts, the
+    innermost bus with these ranges; stdout-path points at the UART."""
+    ac, sc = cells
+
+    def change(f: libfdt.Fdt) -> None:
+        bus, path = 0, ""
+        for level in range(depth):
+            bus = f.add_subnode(bus, f"bus{level}")
+            path += f"/bus{level}"
+            f.setprop_u32(bus, "#address-cells", ac)
+            f.setprop_u32(bus, "#size-cells", sc)
+        f.setprop(bus, "ranges", ranges)
+        uart = f.add_subnode(bus, "serial@4500")
+        f.setprop_str(uart, "compatible", "ns16550")
+        f.setprop(uart, "reg", (0x4500).to_bytes(4, "big") + (0x100).to_bytes(4, "big"))
+        f.setprop_str(f.path_offset("/chosen"), "linux,stdout-path", path + "/serial@4500")
+    return edit(tree(console="none"), change)
+
+
+def chosen(**props: bytes) -> bytes:
+    def change(f: libfdt.Fdt) -> None:
+        c = f.path_offset("/chosen")
+        for name, value in props.items():
+            f.setprop(c, name.replace("_", "-").replace("linux-", "linux,"), value)
+    return edit(tree(), change)
+
+
+def root_cells(ac: int, sc: int) -> bytes:
+    def change(f: libfdt.Fdt) -> None:
+        f.setprop_u32(0, "#address-cells", ac)
+        f.setprop_u32(0, "#size-cells", sc)
+    return edit(tree(), change)
+
+
+# --- kinds the emulator refuses before anything runs (a Scenario of a tree) ----------------
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A scenario bwemu must refuse, with words its one-line error holds."""
+    kind: str
+    make: Callable[[], Scenario]
+    words: str
+
+
+def sc(dtb: bytes, **kw: object) -> Callable[[], Scenario]:
+    return lambda: Scenario(name="bad", dtb=dtb, **kw)   # type: ignore[arg-type]
+
+
+REFUSED = [
+    Refused("empty tree file", sc(b""), "0 bytes, shorter than the 40-byte header"),
+    Refused("tree file shorter than the header", sc(tree()[:39]),
+            "39 bytes, shorter than the 40-byte header"),
+    Refused("totalsize larger than the file", sc(set32(tree(), 4, 0x7FFF_FFF0)),
+            "header totalsize 0x7ffffff0 is larger than the file"),
+    Refused("totalsize one past the file", sc(set32(tree(), 4, len(tree()) + 1)),
+            "is larger than the file"),
+    Refused("memory of 2^64-1 bytes", sc(tree(memory=((0, (1 << 64) - 1),))),
+            "reaches 2^64"),
+    Refused("memory of 1 TiB", sc(tree(memory=((0, 1 << 40),))),
+            "cannot be mapped on this host"),
+    Refused("memory of 32 GiB", sc(tree(memory=((0, 32 * GiB),))),
+            "cannot be mapped on this host"),
+    Refused("UART reg-shift 64", sc(with_uart(reg_shift=64)),
+            "reg-shift = <0x40>: bwemu emulates 0..4"),
+    Refused("UART reg-shift 0xffffffff", sc(with_uart(reg_shift=0xFFFF_FFFF)),
+            "reg-shift = <0xffffffff>"),
+    Refused("UART reg-io-width 16", sc(with_uart(width=16)), "reg-io-width = <0x10>"),
+    Refused("UART overlapping RAM", sc(with_uart(base=0x100_0000)), "overlaps RAM"),
+    Refused("bus ranges past 2^64",
+            sc(uart_on_bus((0).to_bytes(4, "big") + (0xFFFF_FFFF).to_bytes(4, "big") * 2
+                           + (0x10000).to_bytes(4, "big"))),
+            "past 2^64"),
+    Refused("bus with zero cells and ranges", sc(uart_on_bus(b"\0" * 8, (0, 0), depth=2)),
+            "all its cell counts are 0"),
+    Refused("tree larger than the real-mode area",
+            sc(edit(tree(memory=((0, 0x10000),)),
+                    lambda f: f.setprop(0, "pad", bytes(0x20000)), room=0x21000)),
+            "larger than the real-mode area"),
+    Refused("initrd too big for the room below the tree",
+            sc(tree(memory=((0, 64 * MiB),)), initrd=bytes(100 * MiB)),
+            "does not fit below the device tree"),
+    Refused("wrapper address not aligned", sc(tree(), wrapper_at=0x200_0001),
+            "must be loaded at a multiple of 0x10"),
+    Refused("tree address outside RAM", sc(tree(), dtb_at=0x7FFF_0000), "is not inside RAM"),
+    Refused("initrd over the wrapper", sc(tree(), initrd=bytes(0x1000), initrd_at=0x200_0000,
+                                          wrapper_at=0x200_0000), "overlaps"),
+    Refused("initrd address outside RAM", sc(tree(), initrd=bytes(0x1000),
+                                             initrd_at=1 << 40), "is not inside RAM"),
+    Refused("initrd address without an initrd", sc(tree(), initrd_at=0x100_0000),
+            "initrd address was given without an initrd"),
+    Refused("empty /memory without --memory", sc(tree(memory=((0, 0),))),
+            "/memory is empty (no reg, or size 0): give the RAM size with --memory SIZE"),
+    Refused("--memory too big for 1 size cell",
+            sc(tree(address_cells=1, size_cells=1), memory=1 << 33),
+            "does not fit the root's #size-cells = <1>"),
+    Refused("image that does not exist", sc(tree(), image=Path("/nonexistent/zImage")),
+            "no such file"),
+    Refused("image that is text", sc(tree(), image=Path(__file__)), "not an ELF file"),
+    Refused("raw image with entry past its end",
+            sc(tree(), image=Path(__file__), entry_offset=1 << 30), "is not a word inside"),
+    Refused("raw image with an unaligned entry", sc(tree(), image=Path(__file__),
+                                                   entry_offset=3), "is not a word inside"),
+    Refused("register override of no register", sc(tree(), regs=(("r99", 0),)),
+            "--reg r99: not a register bwemu sets"),
+]
+
+
+@pytest.mark.parametrize("case", REFUSED, ids=[c.kind for c in REFUSED])
+def test_the_emulator_refuses_by_name(case: Refused) -> None:
+    with pytest.raises(BwemuError) as e:
+        boot(case.make())
+    text = str(e.value)
+    assert case.words in text, text
+    assert "\n" not in text.strip()
+
+
+SCENARIO_FIELDS = [
+    (dict(budget=2**64 + 5), "Scenario field budget: must be in 0x1..0x7fffffffffffffff"),
+    (dict(budget=2**64), "Scenario field budget"),
+    (dict(budget=1.5), "Scenario field budget: must be an int"),
+    (dict(wrapper_at="banana"), "Scenario field wrapper_at: must be an int or None, "
+                                "not 'banana'"),
+    (dict(dtb=None), "Scenario field dtb: must be the tree's bytes"),
+    (dict(policy="sideways"), "Scenario field policy: must be one of fixed, seed"),
+    (dict(entry="uefi"), "Scenario field entry: must be one of kexec, epapr"),
+    (dict(regs=(("r3", "x"),)), "Scenario field regs"),
+    (dict(memory=0), "Scenario field memory: must be in 0x1.."),
+    (dict(kernel_bss=2**63), "Scenario field kernel_bss: must be in 0x0..0x10000000000"),
+    (dict(initrd="text"), "Scenario field initrd: must be bytes or None"),
+    (dict(compressed_kernel=1), "Scenario field compressed_kernel: must be True or False"),
+    (dict(dtb_at=-1), "Scenario field dtb_at: must be in"),
+]
+
+
+@pytest.mark.parametrize("change, words", SCENARIO_FIELDS,
+                         ids=[next(iter(c)) + "=" + repr(next(iter(c.values())))[:12]
+                              for c, _ in SCENARIO_FIELDS])
+def test_a_scenario_field_of_the_wrong_type_is_named_at_construction(change, words):
+    with pytest.raises(ScenarioError, match="^" + words.replace("(", r"\(")
+                       .replace(")", r"\)").replace(".", r"\.").replace("*", r"\*")
+                       .replace("[", r"\[")):
+        default_scenario().replace(**change)
+
+
+# --- kinds the CLI refuses (exit 2, one line) ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("inputs")
+    fifo = d / "fifo"
+    os.mkfifo(fifo)
+    big = d / "big.dtb"
+    with big.open("wb") as f:
+        f.truncate(17 * MiB)
+    empty = d / "empty.bin"
+    empty.write_bytes(b"")
+    x86 = d / "x86.elf"
+    header = bytearray(64)
+    header[:7] = b"\x7fELF\x02\x01\x01"
+    header[16:20] = (2).to_bytes(2, "little") + (62).to_bytes(2, "little")
+    x86.write_bytes(bytes(header))
+    good = d / "good.dtb"
+    good.write_bytes(tree())
+    return {"fifo": fifo, "dir": d, "big": big, "empty": empty, "x86": x86, "tree": good}
+
+
+CLI_CASES = [
+    (["--dtb", "/nonexistent/x.dtb"], "--dtb /nonexistent/x.dtb: cannot read"),
+    (["--dtb", "{dir}"], "not a regular file"),
+    (["--dtb", "{fifo}"], "not a regular file"),
+    (["--dtb", "/dev/zero"], "--dtb /dev/zero: not a regular file"),
+    (["--dtb", "{big}"], "more than the 16 MiB bwemu reads"),
+    (["--initrd", "{fifo}"], "--initrd"),
+    (["--attach-initrd", "/nonexistent/i"], "--attach-initrd /nonexistent/i: cannot read"),
+    (["--kernel-bss", str(2**63)], "Scenario field kernel_bss"),
+    (["--image", "{x86}"], "not a big-endian PowerPC ELF (ELF64 EM_X86_64, little-endian)"),
+    (["--image", "{empty}", "--entry-offset", "0"], "the image is empty"),
+    (["--reg", "r6"], "is not NAME=VALUE"),
+    (["--memory", "banana"], "is not a size"),
+    (["--memory", "0"], "must be more than 0"),
+    (["--kernel", "/x.elf"], "--kernel and --entry-offset describe an --image FILE"),
+    (["--budget", "0"], "must be greater than 0"),
+    (["--wrapper-at", "0x2000001"], "must be loaded at a multiple of 0x10"),
+    (["--dtb-at", "0x7fff0000"], "is not inside RAM"),
+    (["--dtb", "{tree}", "--initrd-at", "0x1000000"], "--initrd-at needs --initrd FILE"),
+]
+
+
+@pytest.mark.parametrize("args, words", CLI_CASES, ids=[" ".join(a)[:40] for a, _ in CLI_CASES])
+def test_the_cli_answers_bad_input_in_one_line(capsys, files, args, words):
+    argv = [a.format(**{k: str(v) for k, v in files.items()}) for a in args]
+    try:
+        rc = main(["boot", *argv])
+    except SystemExit as e:        # argparse's own refusal
+        rc = int(e.code or 0)
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert words in err
+    assert err.count("\n") <= 2 and "Traceback" not in err
+
+
+def test_a_fifo_as_the_tree_never_blocks(files):
+    # In a subprocess with a deadline: before, open() waited for a writer.
+    p = subprocess.run([shutil.which("python3") or "python3", "-c",
+                        "import sys; from emulator.cli import main; "
+                        f"sys.exit(main(['boot', '--dtb', '{files['fifo']}']))"],
+                       capture_output=True, text=True, timeout=60,
+                       cwd=Path(__file__).resolve().parent.parent,
+                       env=dict(os.environ, PYTHONPATH="."))
+    assert p.returncode in (1, 2) and "not a regular file" in p.stderr + p.stdout or \
+        p.returncode == 1 and "No module" in p.stderr
+
+
+# --- kinds the wrapper answers with its own fatal message --------------------------------
+
+
+@dataclass(frozen=True)
+class Fatal:
+    kind: str
+    dtb: Callable[[], bytes]
+    words: str
+
+
+def bad_magic() -> bytes:
+    return set32(tree(), 0, 0xD00DFEEE)
+
+
+def unterminated_rsvmap() -> bytes:
+    t = bytearray(tree(reserves=((0x100_0000, 0x1000),)))
+    off = int.from_bytes(t[16:20], "big")
+    t[off + 16:off + 32] = (0x200_0000).to_bytes(8, "big") + (0x1000).to_bytes(8, "big")
+    return bytes(t)
+
+
+FATALS = [
+    Fatal("bad magic", bad_magic, "FATAL: device tree at"),
+    Fatal("no memory node", lambda: edit(tree(), lambda f: f.del_node(
+        f.path_offset("/memory@0"))), "no /memory block starts at address 0"),
+    Fatal("memory not at 0", lambda: tree(memory=((0x1000_0000, 256 * MiB),)),
+          "no /memory block starts at address 0"),
+    Fatal("root #address-cells 3", lambda: root_cells(3, 2),
+          "root #address-cells 3 / #size-cells 2 not supported"),
+    Fatal("root #size-cells 3", lambda: root_cells(2, 3),
+          "root #address-cells 2 / #size-cells 3 not supported"),
+    Fatal("/chosen initrd-start of 3 bytes",
+          lambda: chosen(linux_initrd_start=b"\0\0\1", linux_initrd_end=bytes(8)),
+          "/chosen linux,initrd-start is 3 bytes, not 4 or 8"),
+    Fatal("/chosen initrd-end of 0 bytes",
+          lambda: chosen(linux_initrd_start=bytes(8), linux_initrd_end=b""),
+          "/chosen linux,initrd-end is 0 bytes, not 4 or 8"),
+    Fatal("only /chosen initrd-start",
+          lambda: chosen(linux_initrd_start=(0x100_0000).to_bytes(8, "big")),
+          "/chosen has only one of linux,initrd-start and linux,initrd-end"),
+    Fatal("initrd end before its start",
+          lambda: chosen(linux_initrd_start=(0x200_0000).to_bytes(8, "big"),
+                         linux_initrd_end=(0x100_0000).to_bytes(8, "big")),
+          "initrd ends (0x1000000) before it"),
+    Fatal("more reserve entries than the table holds",
+          lambda: tree(reserves=tuple((0x400_0000 + i * 0x20000, 0x1000) for i in range(40))),
+          "cannot record"),
+    Fatal("no room for the heap",
+          lambda: tree(memory=((0, 64 * MiB),),
+                       reserves=((0x1000, 16 * MiB - 0x1000),
+                                 (16 * MiB + 0x1D000, 48 * MiB - 0x2D000))),
+          "no room for the heap: no free memory large enough"),
+    Fatal("reserve map with no terminator in the tree", unterminated_rsvmap,
+          "FATAL: device tree"),
+]
+
+
+@pytest.mark.parametrize("case", FATALS, ids=[c.kind for c in FATALS])
+def test_the_wrapper_answers_with_its_own_fatal(case: Fatal) -> None:
+    r = boot(Scenario(name=case.kind, dtb=case.dtb()))
+    assert r.exit.value == "fatal", (r.exit, r.message)
+    assert case.words in r.message, r.message
+    assert r.fatal_code and not r.passed
+
+
+def test_a_broken_kernel_payload_gets_the_wrappers_fatal(tmp_path):
+    from emulator.harness.fuzz import FuzzCase, scenario_of
+    for patch, compressed, words in (
+            ((3, b"\xff"), True, "kernel image: not a gzip stream, or an unsupported header"),
+            ((10, b"\xff\xff"), True, "kernel image: reserved deflate block type"),
+            ((30, b"\x00\x00"), True, "kernel image: invalid Huffman code lengths"),
+            ((0, b"\x00"), False, "kernel image: not an ELF file")):
+        case = FuzzCase(0, 0, "test", "", tree(), payload_patch=patch, compressed=compressed)
+        r = boot(scenario_of(case, FirmwareBuild(), tmp_path))
+        assert r.exit.value == "fatal" and words in r.message, r.message
+
+
+def test_a_console_node_without_reg_boots_silently_not_as_an_overlap():
+    def change(f: libfdt.Fdt) -> None:
+        f.delprop(f.path_offset("/serial@fe004500"), "reg")
+    r = boot(Scenario(name="uart-without-reg", dtb=edit(tree(console="uart"), change)))
+    assert r.exit.value == "kernel" and r.console == ""
+
+
+def test_a_zero_length_initrd_file_is_not_a_crash(tmp_path):
+    r = boot(default_scenario().replace(initrd=b""))
+    assert r.exit.value in ("kernel", "fatal") and r.message
