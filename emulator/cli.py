@@ -9,8 +9,7 @@ import time
 from pathlib import Path
 from typing import NoReturn
 
-from . import report
-from .debug import cli as debug_cli
+from . import corpus_cli, report
 from .errors import BwemuError
 from .guest.entry import CONVENTIONS
 from .harness import scenarios_lib
@@ -115,14 +114,13 @@ def _read(path: str, what: str) -> bytes:
 
 def cmd_boot(args: argparse.Namespace) -> int:
     sc = scenario_from_args(args)
-    result = boot(sc, watch=not args.no_watch, observers=debug_cli.observers(args))
+    result = boot(sc, watch=not args.no_watch)
     if args.json:
         print(report.dumps(result))
     else:
         print(report.to_text(result))
         if args.ranges:
             print(report.ranges_text(result))
-    debug_cli.after_boot(args, result)     # the trace file, --map
     return 0 if result.passed else 1
 
 
@@ -256,7 +254,6 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--ranges", action="store_true",
                    help="show the range-table timeline")
     b.set_defaults(func=cmd_boot)
-    debug_cli.add_boot_arguments(b)   # --trace*, --map: emulator/debug/cli.py
 
     # --- named scenarios ---
     n = sub.add_parser("scenarios", help="list the named scenarios")
@@ -300,6 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--repeat", type=positive, default=5)
     s.set_defaults(func=cmd_bench)
 
+    corpus_cli.add_run_parser(sub)        # scenario files: emulator/corpus_cli.py
+    corpus_cli.add_record_parser(sub)
     return p
 
 
