@@ -7,7 +7,9 @@ plus a list of observers.  Every observer follows one protocol:
 1. attach(guest): before the first instruction runs.  Hooks go in here
    (Unicorn ignores hooks on code it has already translated).  An observer
    that cannot work on this image says so in its findings; it does not
-   raise, because a silent checker must be reported, not hidden.
+   raise, because a silent checker must be reported, not hidden.  One
+   that must run the guest itself (a debugger stepping it) hands the
+   runner its driver here: guest.drive(driver).
 2. guest.on_handoff(listener): optional, called once at the image's jump
    to the kernel, with the registers read from the guest at that jump.
 3. finish(guest, run): after the run, returns its findings: a typed
@@ -27,10 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from ..errors import SetupError
 from .addresses import LoadedImage, Placement
 from .devices import Console, Hypervisor
 from .elf import ElfImage, SourceLocation
-from .machine import Machine
+from .machine import Machine, Stop
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,24 @@ class Guest:
         #: Set at the hand-off, before the listeners run.
         self.handoff: Handoff | None = None
         self.final_dtb: bytes | None = None
+        self._driver: Callable[[int, int], Stop] | None = None
         self._handoff_listeners: list[Callable[[Handoff], None]] = []
+
+    def drive(self, driver: Callable[[int, int], Stop]) -> None:
+        """An observer takes over running the guest (a debugger stepping
+        it): the runner calls driver(entry pc, budget) instead of
+        Machine.run, and its Stop ends the run as Machine.run's would.
+        The driver runs the machine itself, in pieces as it likes."""
+        if self._driver is not None:
+            raise SetupError("two observers cannot both drive one run")
+        self._driver = driver
+
+    def run(self, pc: int, budget: int) -> Stop:
+        """The run, from pc on at most budget instructions: Machine.run,
+        unless an observer drives it (drive())."""
+        if self._driver is not None:
+            return self._driver(pc, budget)
+        return self.machine.run(pc, budget)
 
     def on_handoff(self, listener: Callable[[Handoff], None]) -> None:
         """listener(handoff) once, at the jump to the kernel (final_dtb set)."""

@@ -252,7 +252,7 @@ class BootRunner:
         counter = self.machine.count_instructions() if count_instructions else None
         self._fatal_code = None
         t0 = time.perf_counter()
-        stop = self.machine.run(self.image.entry, self.scenario.budget)
+        stop = self.guest.run(self.image.entry, self.scenario.budget)   # or an observer drives it
         seconds = time.perf_counter() - t0
         outcome = RunOutcome(stop.reason, stop.message, stop.pc,
                              self._fatal_code if stop.reason == "fatal" else None)
