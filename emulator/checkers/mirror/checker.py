@@ -37,7 +37,8 @@ class MirrorFindings:
     def to_json(self) -> dict[str, Any]:
         return {"attached": self.attached, "why_not": self.why_not,
                 "operations": len(self.timeline),
-                "divergence": None if self.divergence is None else str(self.divergence)}
+                "divergence": None if self.divergence is None else str(self.divergence),
+                "timeline": [op.to_json() for op in self.timeline]}
 
 
 class MirrorChecker:

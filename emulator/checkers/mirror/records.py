@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 from wrapper_model import HeapState, Op, OpResult, RangeTableState
 from wrapper_model.constants import RangesErr
@@ -103,6 +104,17 @@ class RangeOp:
         fn = API_BY_OP[self.op.name]
         head = f"#{self.index} {self.call}{fmt_ret(fn, self.ret)}{fmt_out(fn, self.out)}"
         return f"{head}   {format_state(self.table)}"
+
+    def to_json(self) -> dict[str, Any]:
+        """The operation and the guest's table after it (entries in use
+        only), as plain numbers; the caller as its run-time address."""
+        t = self.table
+        return {"index": self.index, "function": self.function, "args": list(self.op.args),
+                "ret": self.ret, "out": None if self.out is None else list(self.out),
+                "caller": self.caller,
+                "ranges": {"rma_end": t.rma_end, "heap_start": t.heap_start,
+                           "heap_end": t.heap_end, "count": t.count, "refused": t.refused,
+                           "entries": [list(e) for e in t.used()]}}
 
 
 def format_table(entries: Iterable[RangeOp], callers: bool = True) -> str:
