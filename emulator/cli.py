@@ -11,10 +11,11 @@ from typing import NoReturn
 
 from . import corpus_cli, report
 from .errors import BwemuError
+from .gdbstub import cli as gdb_cli
 from .guest.entry import CONVENTIONS
 from .harness import scenarios_lib
 from .harness.boot import boot
-from .harness.firmware import POLICIES, FirmwareBuild
+from .harness.firmware import ABIS, POLICIES, FirmwareBuild
 from .harness.inputs import read_input
 from .harness.scenario import MemoryTree, Scenario, ScenarioError, default_scenario
 
@@ -114,7 +115,8 @@ def _read(path: str, what: str) -> bytes:
 
 def cmd_boot(args: argparse.Namespace) -> int:
     sc = scenario_from_args(args)
-    result = boot(sc, watch=not args.no_watch)
+    result = boot(sc, FirmwareBuild(policy=sc.policy, abi=args.abi), watch=not args.no_watch,
+                  observers=gdb_cli.observers(args))
     if args.json:
         print(report.dumps(result))
     else:
@@ -246,6 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="memory the test kernel claims past its file (model a bigger kernel)")
     b.add_argument("--policy", choices=POLICIES, default="fixed",
                    help="the wrapper's heap policy (docs/kexec.md)")
+    b.add_argument("--abi", choices=ABIS, default=ABIS[0],
+                   help="the ABI bwemu's firmware is built for (make -C firmware ABI=elfv2; "
+                   "an --image is booted as it is)")
     b.add_argument("--budget", type=positive, metavar="N",
                    help="instruction budget (default 400 million)")
     b.add_argument("--json", action="store_true", help="one JSON object on stdout")
@@ -254,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--ranges", action="store_true",
                    help="show the range-table timeline")
     b.set_defaults(func=cmd_boot)
+    gdb_cli.add_boot_options(b)       # --gdb PORT: emulator/gdbstub/cli.py
 
     # --- named scenarios ---
     n = sub.add_parser("scenarios", help="list the named scenarios")
