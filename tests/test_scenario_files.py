@@ -29,16 +29,17 @@ DATA = ROOT / "tests" / "data"
 QEMU_512M = DATA / "qemu-pseries-512M.dtb"
 
 SEED_HOLE = """\
-description = "the seed's hole: initrd at 16 MiB, a kernel of 40 MiB+"
+description = "the seed's hole: initrd at 4 MiB, a kernel of 10 MiB+ beside a wrapper at 8 MiB"
 
 [load]
-initrd = 0x1000000
+wrapper = 0x800000
+initrd = 0x400000
 
 [initrd]
 size = 0x18000
 
 [kernel]
-bss = "40M"
+bss = "10M"
 
 [firmware]
 policy = "seed"
@@ -300,7 +301,7 @@ def test_bwemu_run_json_and_exit_status(tmp_path, capsys):
     good = tmp_path / "suite"
     good.mkdir()
     shutil.copy(CORPUS / "kernel-fits-below-wrapper.toml", good / "a.toml")
-    shutil.copy(CORPUS / "initrd-below-big-kernel-end-seed.toml", good / "b.toml")
+    write(good, SEED_HOLE + '\n[expect]\noverwritten = ["initrd"]\n', "b.toml")
     assert main(["run", str(good), "--jobs", "2", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert [s["verdict"] for s in out["scenarios"]] == ["passed", "passed"]
@@ -341,35 +342,39 @@ def test_progress_bar_and_summary_table():
 
 def test_record_writes_expect_keeping_comments_and_tables(tmp_path, capsys):
     p = write(tmp_path, "# a comment of the author's\n" + SEED_HOLE.replace(
-        'bss = "40M"', 'bss = "40M"    # bigger than the gap'))
+        'bss = "10M"', 'bss = "10M"    # bigger than the gap'))
     assert main(["record", str(p)]) == 0
     text = p.read_text()
     assert text.startswith("# a comment of the author's\n")
-    assert 'bss = "40M"    # bigger than the gap' in text
+    assert 'bss = "10M"    # bigger than the gap' in text
     sf = load(p)
     assert sf.expect is not None and sf.expect.overwritten == ("initrd",)
-    assert "initrd = 0x1000000\n" in text.split("[expect]")[1]
+    assert "initrd = 0x400000\n" in text.split("[expect]")[1]
     assert main(["record", "--check", str(p)]) == 0
     assert "[expect] unchanged" in capsys.readouterr().out
 
 
 def test_record_check_reports_the_placements_a_policy_change_moves(tmp_path, capsys):
-    p = tmp_path / "big.toml"
-    shutil.copy(CORPUS / "big-kernel-goes-to-heap.toml", p)
+    # a kernel too big for the gap below the wrapper: the policies place it apart
+    p = write(tmp_path, SEED_HOLE.replace('policy = "seed"', 'policy = "fixed"'), "big.toml")
     record(p)                                   # pin today's placements
     pinned = load(p).expect
     assert pinned is not None and isinstance(pinned.kernel, int) and pinned.kernel != 0
     before = p.read_text()
-    p.write_text(before + '\n[firmware]\npolicy = "seed"\n')   # the deliberate change
+    changed = before.replace('policy = "fixed"', 'policy = "seed"')
+    p.write_text(changed)                       # the deliberate change
     capsys.readouterr()
     assert main(["record", "--check", str(p)]) == 1
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split(": ")[1] for line in lines] == ["[expect] kernel", "[expect] dtb"]
+    assert [line.split(": ")[1] for line in lines] == [
+        "[expect] kernel", "[expect] dtb", "[expect] initrd", "[expect] overwritten"]
     assert lines[0].startswith(f"{p}: [expect] kernel: 0x{pinned.kernel:x} -> 0x")
     assert lines[1].startswith(f"{p}: [expect] dtb: 0x{pinned.dtb:x} -> 0x")
-    assert p.read_text() == before + '\n[firmware]\npolicy = "seed"\n'   # nothing written
+    assert p.read_text() == changed             # nothing written
     rec = record(p)
-    assert rec.written and [c.key for c in rec.changes] == ["kernel", "dtb"]
+    assert rec.written and [c.key for c in rec.changes] == ["kernel", "dtb", "initrd",
+                                                            "overwritten"]
+    assert lines[3].endswith("[expect] overwritten: [] -> ['initrd']")
     assert load(p).expect.kernel == rec.changes[0].new != pinned.kernel
 
 
@@ -451,4 +456,4 @@ def test_plugin_junit_has_one_testcase_per_file_with_failure_text_and_placements
     props = {p.get("name"): p.get("value")
              for p in cases["seed-hole-initrd"].iter("property")}
     assert props["verdict"] == "passed" and props["overwritten"] == "initrd"
-    assert props["initrd"] == "0x1000000" and props["kernel"].startswith("0x")
+    assert props["initrd"] == "0x400000" and props["kernel"].startswith("0x")
