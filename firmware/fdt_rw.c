@@ -244,24 +244,6 @@ int fdt_add_subnode(void *fdt, int parent, const char *name)
 	return off;
 }
 
-/*
- * Size of the structure block up to and including its END token.  A
- * version 16 header does not record it, and a version 17 block may carry
- * slack after END; either way the walk is bounded by the block.
- */
-static int used_struct_size(const void *fdt)
-{
-	int off = 0, next, tag;
-
-	do {
-		tag = fdt__next_tag(fdt, off, &next);
-		if (tag < 0)
-			return tag;
-		off = next;
-	} while (tag != FDT_END);
-	return off;
-}
-
 static int rsvmap_size(const void *fdt)
 {
 	int n = fdt_num_mem_rsv(fdt);
@@ -318,7 +300,7 @@ static int ordered(const struct block *b, int n)
 static int relayout(const void *fdt, void *buf, u32 bufsize)
 {
 	int rsvsize = rsvmap_size(fdt);
-	int stsize = used_struct_size(fdt);
+	int stsize = fdt__struct_used(fdt);
 	u32 strsize = hdr(fdt, HDR_SIZE_STRINGS);
 	u32 boot_cpuid = hdr(fdt, HDR_BOOT_CPUID);
 	uintptr_t src = (uintptr_t)fdt, dst = (uintptr_t)buf;

@@ -19,6 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import fdtcraft
+from emulator.guest.devicetree import DeviceTreeError, check_structure
 from hostc import FIRMWARE, build_host_tool
 
 # Our error codes are libfdt's (tests/test_fdt_errors.py checks each).
@@ -106,6 +108,14 @@ class Driver:
         lines = proc.stdout.splitlines()
         assert len(lines) == len(blobs)
         return lines
+
+    def full_many(self, blobs: list[bytes]) -> list[str]:
+        """fdt_check_full of each blob, in a buffer of exactly its size."""
+        files = [str(self._file(b)) for b in blobs]
+        proc = subprocess.run([str(self.exe), "--full", *files],
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+        return proc.stdout.splitlines()
 
     def edit(self, blob: bytes, *ops: str) -> tuple[list[str], bytes]:
         """Runs ops, then writes the tree out; returns results and the blob."""
@@ -739,6 +749,198 @@ def test_every_single_byte_corruption_gives_a_code_not_a_crash(drv):
     assert all(line.split(" ", 2)[2] == err(BADMAGIC) for line in lines[:16])
     assert {err(BADMAGIC), err(BADVERSION), err(TRUNCATED), err(BADSTRUCTURE),
             err(BADLAYOUT)} <= seen
+
+
+# ------------------------------------------------ the full structural check
+
+@pytest.fixture(scope="module")
+def bw_codes(driver: Path, tmp_path_factory) -> dict[str, int]:
+    """{BW_FDT_ERR_NAME without the prefix: -number} as fdt.h defines them."""
+    empty = tmp_path_factory.mktemp("bwcodes") / "empty.dtb"
+    empty.write_bytes(b"")
+    out = subprocess.run([str(driver), str(empty), "bwerrcodes"], capture_output=True,
+                         text=True, check=True).stdout.split()
+    return {n.split("=")[0].removeprefix("BW_FDT_ERR_"): -int(n.split("=")[1]) for n in out}
+
+
+def small(**fields: int) -> bytes:
+    """A tree of root, one property and one child, header fields overridable."""
+    s = fdtcraft.Strings()
+    body = (fdtcraft.begin() + fdtcraft.prop(s("model"), b"m\0") + fdtcraft.begin("a")
+            + fdtcraft.end_node() + fdtcraft.end_node() + fdtcraft.end())
+    return fdtcraft.tree(body, s.blob, **fields)
+
+
+def structure(*tokens: bytes, strings: bytes = b"model\0") -> bytes:
+    return fdtcraft.tree(b"".join(tokens), strings)
+
+
+B, E, N, P, END = (fdtcraft.begin, fdtcraft.end_node, fdtcraft.nop, fdtcraft.prop,
+                   fdtcraft.end)
+SAMPLE_LEN = len(small())
+
+# (rule of docs/kexec.md, the code fdt_check_full must give, the tree).
+# Header codes that are libfdt's are given as such.
+FULL_CHECK_CASES = [
+    (1, "BADMAGIC", small(magic=0xD00DFEEE)),
+    (2, "BADVERSION", small(version=15, last_comp_version=15)),
+    (2, "BADVERSION", small(last_comp_version=18)),
+    (2, "BADVERSION", small(version=16, last_comp_version=17)),
+    (3, "TOTALSIZE_SMALL", small(totalsize=39)),
+    (3, "TOTALSIZE_SMALL", small(totalsize=0)),
+    (4, "TOTALSIZE_LARGE", small(totalsize=0x8000_0000)),
+    (5, "RSVMAP_MISPLACED", small(off_mem_rsvmap=44)),
+    (5, "RSVMAP_MISPLACED", small(off_mem_rsvmap=32)),
+    (6, "STRUCT_MISPLACED", small(off_dt_struct=58)),
+    (6, "STRUCT_MISPLACED", small(off_dt_struct=36)),
+    (7, "STRINGS_MISPLACED", small(off_dt_strings=8)),
+    (8, "RSVMAP_PAST_END", small(off_mem_rsvmap=SAMPLE_LEN & ~7)),
+    (9, "STRUCT_PAST_END", small(off_dt_struct=(SAMPLE_LEN + 4) & ~3)),
+    (9, "STRUCT_PAST_END", small(size_dt_struct=0xFFFF_FFF0)),
+    (10, "STRINGS_PAST_END", small(size_dt_strings=SAMPLE_LEN)),
+    (11, "STRUCT_SIZE", small(size_dt_struct=42)),
+    (11, "STRUCT_SIZE", small(size_dt_struct=12)),
+    (12, "BLOCKS_OVERLAP", small(off_dt_strings=56 + 4)),
+    (13, "RSVMAP_UNTERMINATED", small(off_dt_struct=48)),
+    (14, "NO_END", structure(B(), N(), N(), E())),
+    (14, "NO_END", structure(B(), B("a"), E(), N())),
+    (15, "BAD_TOKEN", structure(B(), fdtcraft.word(5), E(), END())),
+    (15, "BAD_TOKEN", structure(B(), fdtcraft.word(0), E(), END())),
+    (16, "NODE_NAME", structure(B(), N(), fdtcraft.word(1), b"abcd")),
+    (17, "ROOT_NAME", structure(B("root"), E(), END())),
+    (18, "SECOND_ROOT", structure(B(), E(), B(), E(), END())),
+    (19, "PROP_OUTSIDE", structure(P(0, b"x"), B(), E(), END())),
+    (20, "PROP_PAST_END", structure(B(), P(0, b"xyz", length=0x1000), E(), END())),
+    (20, "PROP_PAST_END", structure(B(), P(0, b"xyz", length=0xFFFF_FFFF), E(), END())),
+    (20, "PROP_PAST_END", structure(B(), N(), fdtcraft.word(3), fdtcraft.word(0))),
+    (21, "NAME_OFFSET", structure(B(), P(6, b"x"), E(), END())),
+    (22, "NAME_UNTERMINATED", structure(B(), P(0, b"x"), E(), END(), strings=b"model")),
+    (23, "END_NODE_OUTSIDE", structure(E(), B(), E(), END())),
+    (23, "END_NODE_OUTSIDE", structure(B(), E(), E(), END())),
+    (24, "NODE_OPEN", structure(B(), N(), N(), END())),
+    (24, "NODE_OPEN", structure(B(), B("a"), E(), END())),
+    (25, "NO_ROOT", structure(N(), N(), N(), END())),
+    (26, "AFTER_END", structure(B(), E(), END(), N())),
+    (26, "AFTER_END", structure(B(), E(), END(), END())),
+]
+
+
+def test_every_rule_of_the_doc_has_a_case_and_its_text():
+    rules = fdtcraft.check_rule_texts()
+    assert sorted(rules) == list(range(1, 27))
+    assert {rule for rule, _, _ in FULL_CHECK_CASES} == set(rules)
+
+
+@pytest.mark.parametrize("rule, code, blob", FULL_CHECK_CASES,
+                         ids=[f"{r}-{c}-{i}" for i, (r, c, _) in enumerate(FULL_CHECK_CASES)])
+def test_full_check_names_the_rule_broken(drv, bw_codes, rule, code, blob):
+    """The first rule broken, as its own code, with docs/kexec.md's text; the
+    Python check (emulator.guest.devicetree) refuses the same tree."""
+    want = bw_codes.get(code, -getattr(libfdt, code, 0) or None)
+    assert want is not None, code
+    assert drv.run(blob, "full") == [err(want)]
+    assert drv.run(b"", "strerror", want) == [fdtcraft.check_rule_texts()[rule]]
+    with pytest.raises(DeviceTreeError):
+        check_structure(blob)
+
+
+def test_the_cases_are_broken_only_where_meant():
+    """The same trees with the fault taken out pass both checks."""
+    for blob in (small(), structure(B(), P(0, b"x"), E(), END()),
+                 structure(B(), N(), B("a"), E(), N(), E(), N(), END())):
+        check_structure(blob)
+
+
+def test_full_check_passes_dtc_trees_and_version_16(drv):
+    for blob in (dtc(SAMPLE_DTS), dtc(SAMPLE_DTS, "-V", "16"), dtc("/dts-v1/; / { };"),
+                 dtc(SAMPLE_DTS, "-p", "256"), reorder_strings_first(dtc(SAMPLE_DTS))):
+        assert drv.run(blob, "full") == ["ok"]
+        check_structure(blob)
+
+
+def test_version_16_block_ends_at_fdt_end(drv):
+    """Version 16 records no structure size: what follows FDT_END up to the
+    next block is not read (from 17 on it would be tokens after END)."""
+    blob = structure(B(), E(), END(), N())
+    v16 = blob[:20] + fdtcraft.word(16) + blob[24:]
+    assert drv.run(v16, "full") == ["ok"]
+    check_structure(v16)
+
+
+def test_full_check_header_codes_refine_check_header(drv, bw_codes):
+    """Each header rule's code belongs to the libfdt code fdt_check_header
+    gives for the same tree (fdt_errclass)."""
+    for rule, code, blob in FULL_CHECK_CASES:
+        if rule > 12:
+            continue
+        full = drv.run(blob, "full")[0]
+        cls = drv.run(b"", "errclass", full.split()[1])[0]
+        assert drv.run(blob, "check") == [err(int(cls))], (rule, code)
+
+
+def test_errclass_maps_ours_to_libfdts_and_leaves_libfdts(drv, bw_codes):
+    libfdt_codes = set(CODES)
+    for code in bw_codes.values():
+        assert int(drv.run(b"", "errclass", code)[0]) in libfdt_codes
+    assert drv.run(b"", *[x for c in CODES for x in ("errclass", c)]) == \
+        [str(c) for c in CODES]
+
+
+def test_full_check_against_a_smaller_buffer_is_truncated(drv):
+    blob = dtc(SAMPLE_DTS)
+    assert drv.run(blob, "fullsize", len(blob)) == ["ok"]
+    for size in (len(blob) - 1, 40, 35, 0):
+        assert drv.run(blob, "fullsize", size) == [err(TRUNCATED)]
+    # Each cut in a buffer exactly its size: ASan sees any read past it.
+    assert drv.full_many([blob[:n] for n in range(len(blob))]) == \
+        [err(TRUNCATED)] * len(blob)
+
+
+def test_full_check_agrees_with_the_python_check_on_every_byte_corruption(drv):
+    """Every single-byte corruption of a dtc tree: fdt_check_full and
+    emulator.guest.devicetree.check_structure pass and fail the same trees,
+    and a tree that passes reads and edits with no error."""
+    blob = dtc(SAMPLE_DTS)
+    lines = drv.run(blob, "mutatefull")
+    assert len(lines) == 4 * len(blob)
+    passed = 0
+    for line in lines:
+        pos, val, *rest = line.split(" ")
+        mutated = bytearray(blob)
+        mutated[int(pos)] = int(val, 16)
+        try:
+            check_structure(bytes(mutated))
+            python_ok = True
+        except DeviceTreeError:
+            python_ok = False
+        c_ok = rest[0] == "ok"
+        assert c_ok == python_ok, (line, bytes(mutated).hex())
+        if c_ok:
+            passed += 1
+            # "ok 0", then the read probe (a node count) and the write
+            # probe, both clean.
+            assert rest[2] == "ok" and rest[4:] == ["ok", "0"], line
+    assert 0 < passed < len(lines)
+
+
+@FAST
+@given(tree=random_trees(), rsv=RSV, cut=st.integers(0, 400))
+def test_full_check_agrees_with_the_python_check_on_random_cuts(drv, tree, rsv, cut):
+    """Random trees pass both checks; each cut short, with its header made
+    to agree (size_dt_struct or totalsize), fails both or passes both."""
+    blob = build_with_fdtsw(tree, rsv)
+    assert drv.run(blob, "full") == ["ok"]
+    check_structure(blob)
+    st_off, st_size = hdr(blob, "off_dt_struct"), hdr(blob, "size_dt_struct")
+    n = min(cut, st_size)
+    for variant in (with_hdr(blob, size_dt_struct=n),
+                    with_hdr(blob[:st_off + n], totalsize=st_off + n)):
+        try:
+            check_structure(variant)
+            python_ok = True
+        except DeviceTreeError:
+            python_ok = False
+        assert (drv.run(variant, "full") == ["ok"]) == python_ok, variant.hex()
 
 
 # ---------------------------------------------------------- cross build

@@ -72,3 +72,20 @@ def test_strerror_has_distinct_text_for_each_code_and_only_for_them(drv, ours):
     assert unknown not in mine.values()
     assert len(set(mine.values())) == len(mine)
     assert {n for n, t in text.items() if t != unknown} == set(ours.values())
+
+
+def test_our_own_codes_are_named_bw_and_clear_of_libfdts(drv, ours):
+    """fdt_check_full's codes of our own (BW_FDT_ERR_*): numbered past every
+    libfdt code, each with a text of its own, none shared with a libfdt
+    code's text."""
+    bw = {name: int(number) for name, number in
+          (line.split("=") for line in drv("bwerrcodes"))}
+    assert bw and all(name.startswith("BW_FDT_ERR_") for name in bw)
+    assert min(bw.values()) > max(libfdt_codes().values())
+    assert len(set(bw.values())) == len(bw)
+    texts = drv(*[x for c in bw.values() for x in ("strerror", str(-c))])
+    libfdt_texts = drv(*[x for c in ours.values() for x in ("strerror", str(-c))])
+    unknown = drv("strerror", "-100000")[0]
+    assert unknown not in texts
+    assert len(set(texts)) == len(texts)
+    assert not set(texts) & set(libfdt_texts)

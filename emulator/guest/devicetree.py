@@ -50,50 +50,83 @@ def _u32(blob: bytes, off: int) -> int:
 
 
 def check_structure(blob: bytes, name: str = "device tree") -> None:
-    """A full structural check of a flattened tree (devicetree spec ch. 5):
-    the header against the blob's length, the reserve map's terminator,
-    every structure token, balanced nesting with one root, every property's
-    value inside the structure block and its name a NUL-terminated string
-    inside the strings block.  Raises DeviceTreeError naming the problem."""
+    """The structural check of docs/kexec.md (rules 1-26, the wrapper's
+    step 0), with the blob's length as the buffer: the header and its
+    blocks, the reserve map's terminator, every structure token, balanced
+    nesting with one unnamed root, every property's value inside the
+    structure block and its name a NUL-terminated string inside the strings
+    block.  A tree passes here exactly when the wrapper's fdt_check_full()
+    passes it (tests/test_fdt.py compares the two).  Raises DeviceTreeError
+    naming the problem."""
     def bad(what: str) -> DeviceTreeError:
         return DeviceTreeError(f"{name}: {what}")
     if len(blob) < FDT_HEADER_SIZE:
         raise bad(f"{len(blob)} bytes, shorter than the 40-byte header")
     if _u32(blob, 0) != FDT_MAGIC:
         raise bad(f"magic is 0x{_u32(blob, 0):08x}, not 0xd00dfeed")
-    total, off_struct, off_strings, off_rsv, version = (_u32(blob, 4 * i) for i in range(1, 6))
+    total, off_struct, off_strings, off_rsv, version, last_comp = (
+        _u32(blob, 4 * i) for i in range(1, 7))
     size_strings, size_struct = _u32(blob, 32), _u32(blob, 36)
+    if version < 16 or last_comp > 17 or last_comp > version:
+        raise bad(f"header version {version} / last_comp_version {last_comp}: "
+                  f"version 16 and later, compatible with 17, are read")
+    hsize = FDT_HEADER_SIZE if version >= 17 else 36
+    if not hsize <= total < 1 << 31:
+        raise bad(f"header totalsize 0x{total:x} is not between the header's size and 2 GiB")
     if total > len(blob):
         raise bad(f"header totalsize 0x{total:x} is larger than the 0x{len(blob):x} bytes given")
-    if version < 17:
-        raise bad(f"header version {version}: only version 17 trees are checked")
-    for field_name, off, size in (("off_dt_struct", off_struct, size_struct),
-                                  ("off_dt_strings", off_strings, size_strings)):
-        if off < FDT_HEADER_SIZE or off + size > total:
-            raise bad(f"header {field_name} 0x{off:x} + 0x{size:x} bytes lies outside "
-                      f"totalsize 0x{total:x}")
-    if off_struct % 4:
-        raise bad(f"header off_dt_struct 0x{off_struct:x} is not 4-byte aligned")
-    if off_rsv % 8 or off_rsv < FDT_HEADER_SIZE:
+    if off_rsv % 8 or off_rsv < hsize:
         raise bad(f"header off_mem_rsvmap 0x{off_rsv:x} is not an 8-byte aligned "
                   f"offset past the header")
+    if off_struct % 4 or off_struct < hsize:
+        raise bad(f"header off_dt_struct 0x{off_struct:x} is not a 4-byte aligned "
+                  f"offset past the header")
+    if off_strings < hsize:
+        raise bad(f"header off_dt_strings 0x{off_strings:x} lies inside the header")
+    if off_rsv + 16 > total:
+        raise bad(f"header off_mem_rsvmap 0x{off_rsv:x} leaves no room for the reserve "
+                  f"map inside totalsize 0x{total:x}")
+    if off_struct > total:
+        raise bad(f"header off_dt_struct 0x{off_struct:x} lies outside totalsize "
+                  f"0x{total:x}")
+    if version < 17:          # the size is not recorded: up to the next block
+        size_struct = (off_strings if off_strings >= off_struct else total) - off_struct
+    for field_name, off, size in (("off_dt_struct", off_struct, size_struct),
+                                  ("off_dt_strings", off_strings, size_strings)):
+        if off + size > total:
+            raise bad(f"header {field_name} 0x{off:x} + 0x{size:x} bytes lies "
+                      f"outside totalsize 0x{total:x}")
+    if size_struct % 4 or size_struct < 16:
+        raise bad(f"the structure block's size 0x{size_struct:x} is not a multiple of 4 "
+                  f"of at least 16 bytes")
+    if (size_strings and off_struct < off_strings + size_strings
+            and off_strings < off_struct + size_struct):
+        raise bad("the structure and strings blocks overlap")
+    # The reserve map's room: up to the first block after it, or totalsize;
+    # none when a block that starts before it reaches into it.
+    room = total
+    for off, size in ((off_struct, size_struct), (off_strings, size_strings)):
+        if size and off >= off_rsv:
+            room = min(room, off)
+        elif size and off + size > off_rsv:
+            room = off_rsv
     at = off_rsv
     while True:
-        if at + 16 > total:
-            raise bad("the memory reserve map has no (0, 0) terminator inside totalsize")
+        if at + 16 > room:
+            raise bad("the memory reserve map has no (0, 0) terminator before the next "
+                      "block or totalsize")
         if blob[at:at + 16] == bytes(16):
             break
         at += 16
     strings = blob[off_strings:off_strings + size_strings]
     end = off_struct + size_struct
-    pos, depth, roots, seen_end = off_struct, 0, 0, False
-    while pos < end:
-        if pos + 4 > end:
-            raise bad(f"structure block ends inside a token at 0x{pos:x}")
+    pos, depth, roots = off_struct, 0, 0
+    while True:
+        if pos >= end:
+            raise bad("the structure block has no FDT_END" if depth == 0 else
+                      f"{depth} node(s) left open at the end of the structure block")
         token = _u32(blob, pos)
         pos += 4
-        if seen_end:
-            raise bad(f"token {token} after FDT_END at 0x{pos - 4:x}")
         if token == FDT_BEGIN_NODE:
             nul = blob.find(b"\0", pos, end)
             if nul < 0:
@@ -129,14 +162,13 @@ def check_structure(blob: bytes, name: str = "device tree") -> None:
         elif token == FDT_END:
             if depth != 0:
                 raise bad(f"FDT_END inside an open node at 0x{pos - 4:x}")
-            seen_end = True
+            if roots == 0:
+                raise bad("no root node")
+            if version >= 17 and pos != end:
+                raise bad(f"token {_u32(blob, pos)} at 0x{pos:x}, after FDT_END")
+            return
         else:
             raise bad(f"unknown structure token 0x{token:x} at 0x{pos - 4:x}")
-    if roots == 0:
-        raise bad("no root node")
-    if not seen_end:
-        raise bad("the structure block has no FDT_END" if depth == 0 else
-                  f"{depth} node(s) left open at the end of the structure block")
 
 
 def check_fits(blob: bytes, name: str = "device tree") -> None:

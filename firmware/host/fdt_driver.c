@@ -4,8 +4,12 @@
  *
  *   fdt_driver FILE OP ARGS... [OP ARGS...]...
  *   fdt_driver --probe FILE...        one line per file: probe result
+ *   fdt_driver --full FILE...         one line per file: fdt_check_full
  *   fdt_driver FILE mutate            probe every single-byte corruption
+ *   fdt_driver FILE mutatefull        fdt_check_full of every one, and the
+ *                                     probe of each that passes
  *   fdt_driver FILE errcodes          fdt.h's FDT_ERR_* codes, NAME=NUMBER
+ *   fdt_driver FILE bwerrcodes        fdt.h's BW_FDT_ERR_* codes, likewise
  *
  * A NODE argument is a path ("/chosen") or a raw offset ("@12").  Integer
  * results print as numbers; any error prints as "err N" with N negative.
@@ -265,6 +269,42 @@ static void mutate_all(void)
 	free(copy);
 }
 
+/*
+ * Every single-byte corruption, as mutate_all, judged by fdt_check_full:
+ * prints "pos value full probe", the probe only for a tree that passed.
+ */
+static void mutate_full(void)
+{
+	static const int kinds[] = { 0x00, 0xff, -1, -2 };
+	unsigned char *copy = malloc(tree_len);
+
+	for (size_t i = 0; i < tree_len; i++) {
+		for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+			int v = kinds[k] >= 0 ? kinds[k] :
+				tree[i] ^ (kinds[k] == -1 ? 0x01 : 0x80);
+			int r;
+
+			memcpy(copy, tree, tree_len);
+			copy[i] = (unsigned char)v;
+			r = fdt_check_full(copy, tree_len);
+			printf("%zu %02x ", i, v);
+			print_probe(r);
+			if (r == 0) {
+				int p = probe(copy, tree_len);
+
+				printf(" ");
+				print_probe(p);
+				if (p >= 0) {
+					printf(" ");
+					print_probe(probe_write(copy, tree_len));
+				}
+			}
+			printf("\n");
+		}
+	}
+	free(copy);
+}
+
 /* The error codes fdt.h defines, by name, for comparison with libfdt's. */
 #define ERRCODE(name)	{ "FDT_ERR_" #name, FDT_ERR_##name }
 static const struct {
@@ -275,6 +315,24 @@ static const struct {
 	ERRCODE(BADOFFSET), ERRCODE(BADPATH), ERRCODE(TRUNCATED),
 	ERRCODE(BADMAGIC), ERRCODE(BADVERSION), ERRCODE(BADSTRUCTURE),
 	ERRCODE(BADLAYOUT), ERRCODE(BADNCELLS), ERRCODE(BADVALUE),
+};
+
+/* Ours, which must not collide with libfdt's. */
+#define BWCODE(name)	{ "BW_FDT_ERR_" #name, BW_FDT_ERR_##name }
+static const struct {
+	const char *name;
+	int code;
+} bwerrcodes[] = {
+	BWCODE(TOTALSIZE_SMALL), BWCODE(TOTALSIZE_LARGE),
+	BWCODE(RSVMAP_MISPLACED), BWCODE(STRUCT_MISPLACED),
+	BWCODE(STRINGS_MISPLACED), BWCODE(RSVMAP_PAST_END),
+	BWCODE(STRUCT_PAST_END), BWCODE(STRINGS_PAST_END),
+	BWCODE(STRUCT_SIZE), BWCODE(BLOCKS_OVERLAP),
+	BWCODE(RSVMAP_UNTERMINATED), BWCODE(NO_END), BWCODE(BAD_TOKEN),
+	BWCODE(NODE_NAME), BWCODE(ROOT_NAME), BWCODE(SECOND_ROOT),
+	BWCODE(PROP_OUTSIDE), BWCODE(PROP_PAST_END), BWCODE(NAME_OFFSET),
+	BWCODE(NAME_UNTERMINATED), BWCODE(END_NODE_OUTSIDE),
+	BWCODE(NODE_OPEN), BWCODE(NO_ROOT), BWCODE(AFTER_END),
 };
 
 static int need(int argc, int i, int n)
@@ -312,6 +370,33 @@ static int run_op(int argc, char **argv, int i)
 	if (!strcmp(op, "errcodes")) {
 		for (size_t k = 0; k < sizeof(errcodes) / sizeof(errcodes[0]); k++)
 			printf("%s=%d\n", errcodes[k].name, errcodes[k].code);
+		return i + 1;
+	}
+	if (!strcmp(op, "bwerrcodes")) {
+		for (size_t k = 0; k < sizeof(bwerrcodes) / sizeof(bwerrcodes[0]);
+		     k++)
+			printf("%s=%d\n", bwerrcodes[k].name, bwerrcodes[k].code);
+		return i + 1;
+	}
+	if (!strcmp(op, "errclass")) {
+		next = need(argc, i, 1);
+		printf("%d\n", fdt_errclass(atoi(argv[i + 1])));
+		return next;
+	}
+	if (!strcmp(op, "full")) {
+		/* The buffer's real size: ASan sees any read past it. */
+		r = fdt_check_full(tree, tree_len);
+		printf(r ? "err %d\n" : "ok\n", r);
+		return i + 1;
+	}
+	if (!strcmp(op, "fullsize")) {
+		next = need(argc, i, 1);
+		r = fdt_check_full(tree, strtoull(argv[i + 1], NULL, 0));
+		printf(r ? "err %d\n" : "ok\n", r);
+		return next;
+	}
+	if (!strcmp(op, "mutatefull")) {
+		mutate_full();
 		return i + 1;
 	}
 	if (!strcmp(op, "readcells")) {
@@ -503,6 +588,17 @@ int main(int argc, char **argv)
 
 	if (argc < 2)
 		die("usage: fdt_driver FILE OP... | --probe FILE...");
+	if (!strcmp(argv[1], "--full")) {
+		for (i = 2; i < argc; i++) {
+			size_t len;
+			unsigned char *buf = read_file(argv[i], &len);
+			int r = fdt_check_full(buf, len);
+
+			printf(r ? "err %d\n" : "ok\n", r);
+			free(buf);
+		}
+		return 0;
+	}
 	if (!strcmp(argv[1], "--probe")) {
 		for (i = 2; i < argc; i++) {
 			size_t len;

@@ -23,7 +23,9 @@
 /*
  * Error codes, returned negated.  The names and numbers are libfdt's
  * (libfdt.h), so a code means the same here, in dtc's tools and in
- * pylibfdt; libfdt's codes this code never returns are left out.
+ * pylibfdt; libfdt's codes this code never returns are left out.  Codes of
+ * our own are named BW_FDT_ERR_* and numbered from BW_FDT_ERR_FIRST (below),
+ * clear of libfdt's numbers (1..19 today) and of those it may add.
  */
 #define FDT_ERR_NOTFOUND	1	/* no such node or property */
 #define FDT_ERR_EXISTS		2	/* node already exists */
@@ -37,6 +39,42 @@
 #define FDT_ERR_BADLAYOUT	12	/* blocks overlap or misordered */
 #define FDT_ERR_BADNCELLS	14	/* #address-cells/#size-cells invalid */
 #define FDT_ERR_BADVALUE	15	/* property value of the wrong size */
+
+/*
+ * bwemu's own codes, returned (negated) by fdt_check_full() only: each names
+ * one rule of the structural check (docs/kexec.md, "The structural check"),
+ * where libfdt would say only TRUNCATED, BADLAYOUT or BADSTRUCTURE.
+ * fdt_errclass() gives that libfdt code for each.
+ */
+#define BW_FDT_ERR_FIRST		64
+#define BW_FDT_ERR_TOTALSIZE_SMALL	64	/* totalsize < header size */
+#define BW_FDT_ERR_TOTALSIZE_LARGE	65	/* totalsize >= 2 GiB */
+#define BW_FDT_ERR_RSVMAP_MISPLACED	66	/* off_mem_rsvmap: alignment, header */
+#define BW_FDT_ERR_STRUCT_MISPLACED	67	/* off_dt_struct: alignment, header */
+#define BW_FDT_ERR_STRINGS_MISPLACED	68	/* off_dt_strings inside the header */
+#define BW_FDT_ERR_RSVMAP_PAST_END	69	/* no room for one reserve entry */
+#define BW_FDT_ERR_STRUCT_PAST_END	70	/* structure block past totalsize */
+#define BW_FDT_ERR_STRINGS_PAST_END	71	/* strings block past totalsize */
+#define BW_FDT_ERR_STRUCT_SIZE		72	/* not a multiple of 4, under 16 */
+#define BW_FDT_ERR_BLOCKS_OVERLAP	73	/* structure and strings overlap */
+#define BW_FDT_ERR_RSVMAP_UNTERMINATED	74	/* no (0, 0) entry in its room */
+#define BW_FDT_ERR_NO_END		75	/* block ends without FDT_END */
+#define BW_FDT_ERR_BAD_TOKEN		76	/* not one of the five tokens */
+#define BW_FDT_ERR_NODE_NAME		77	/* node name without its NUL */
+#define BW_FDT_ERR_ROOT_NAME		78	/* the root node has a name */
+#define BW_FDT_ERR_SECOND_ROOT		79	/* a node after the root closed */
+#define BW_FDT_ERR_PROP_OUTSIDE		80	/* a property at depth 0 */
+#define BW_FDT_ERR_PROP_PAST_END	81	/* a property past the block */
+#define BW_FDT_ERR_NAME_OFFSET		82	/* name offset past the strings */
+#define BW_FDT_ERR_NAME_UNTERMINATED	83	/* name without NUL in strings */
+#define BW_FDT_ERR_END_NODE_OUTSIDE	84	/* END_NODE with no node open */
+#define BW_FDT_ERR_NODE_OPEN		85	/* FDT_END inside an open node */
+#define BW_FDT_ERR_NO_ROOT		86	/* FDT_END before any root */
+#define BW_FDT_ERR_AFTER_END		87	/* v17: tokens after FDT_END */
+#define BW_FDT_ERR_LAST			87
+
+/* A buffer size for fdt_check_full() when none is known: trust totalsize. */
+#define FDT_SIZE_UNKNOWN	0x7fffffffU
 
 struct fdt_header {
 	u32 magic;
@@ -57,9 +95,21 @@ struct fdt_reserve_entry {
 };
 
 const char *fdt_strerror(int err);
+/* The libfdt code a (negated) code refines; libfdt's own map to themselves. */
+int fdt_errclass(int err);
 
 /* Header checks: magic, version, block offsets and sizes inside totalsize. */
 int fdt_check_header(const void *fdt);
+/*
+ * The whole tree, as docs/kexec.md's structural check: the header, then the
+ * reserve map, then every token of the structure block, in one pass.  0, or
+ * the first rule broken as a BW_FDT_ERR_* (a libfdt code for the magic and
+ * the version, and FDT_ERR_TRUNCATED when totalsize exceeds bufsize).  On
+ * a tree that passes, the read functions here meet no structural error:
+ * what they can still return is about values and arguments (NOTFOUND,
+ * BADNCELLS, BADPATH, BADOFFSET for an offset that is not a node).
+ */
+int fdt_check_full(const void *fdt, u64 bufsize);
 u32 fdt_totalsize(const void *fdt);
 
 /* Read. */
@@ -79,7 +129,11 @@ int fdt_read_cells(const void *p, int cells, u64 *val);
 int fdt_num_mem_rsv(const void *fdt);
 int fdt_get_mem_rsv(const void *fdt, int n, u64 *address, u64 *size);
 
-/* Write: a tree copied into a buffer with room to grow. */
+/*
+ * Write: a tree copied into a buffer with room to grow.  The structure
+ * block is copied as it is, so every node offset of the tree is the same
+ * node's offset in the copy.
+ */
 int fdt_open_into(const void *fdt, void *buf, int bufsize);
 int fdt_add_subnode(void *fdt, int parent, const char *name);
 int fdt_setprop(void *fdt, int node, const char *name, const void *val,
