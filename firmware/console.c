@@ -77,13 +77,12 @@ static int resolve_stdout_path(const void *fdt, const char *val, char *path)
 }
 
 /* The node /chosen names as stdout: linux,stdout-path, else stdout-path. */
-static int find_stdout(const void *fdt)
+static int find_stdout(const void *fdt, int chosen)
 {
 	char path[PATH_MAX_LEN];
 	const char *val;
-	int chosen, len, err;
+	int len, err;
 
-	chosen = fdt_path_offset(fdt, "/chosen");
 	if (chosen < 0)
 		return chosen;
 	val = fdt_getprop(fdt, chosen, "linux,stdout-path", &len);
@@ -121,13 +120,13 @@ static const struct serial_ops *match_driver(const void *fdt, int node)
 	return NULL;
 }
 
-int console_open(const void *fdt)
+int console_open(const void *fdt, int chosen)
 {
 	const struct serial_ops *ops;
 	int node, err;
 
 	console = NULL;
-	node = find_stdout(fdt);
+	node = find_stdout(fdt, chosen);
 	if (node < 0)
 		return node;
 	ops = match_driver(fdt, node);

@@ -31,32 +31,58 @@
 static int kernel_placed;
 static u64 kernel_placed_at;
 
-static int is_memory_node(const void *fdt, int node)
+/* An fdt error the tree should not give once step 0 passed: it changed. */
+static void __attribute__((noreturn)) tree_fatal(const char *what, int err)
+{
+	fatal(BW_FATAL_TREE, "device tree: %s: %s", what, fdt_strerror(err));
+}
+
+static int is_memory_node(const void *fdt, int node, const char *name)
 {
 	const char *type = fdt_getprop(fdt, node, "device_type", NULL);
-	const char *name = fdt_get_name(fdt, node, NULL);
 
 	if (type && strcmp(type, "memory") == 0)
 		return 1;
-	return name && (strcmp(name, "memory") == 0 ||
-			strncmp(name, "memory@", 7) == 0);
+	return strcmp(name, "memory") == 0 || strncmp(name, "memory@", 7) == 0;
 }
 
-/* The real-mode area: the memory block that starts at address 0. */
+/*
+ * The root's #address-cells or #size-cells as fdt_*_cells read it: a
+ * count, or an error, which is named as such, never shown as a count.
+ */
+static int root_cells(const char *prop, int cells)
+{
+	if (cells == -FDT_ERR_BADNCELLS)
+		fatal(BW_FATAL_ROOT_CELLS, "device tree: root %s: %s (one "
+		      "32-bit cell of 0..4)", prop, fdt_strerror(cells));
+	if (cells < 0)
+		tree_fatal(prop, cells);
+	return cells;
+}
+
+/*
+ * The real-mode area: the memory block that starts at address 0.  One
+ * pass over the root's children, up to the first such block, so the work
+ * is linear in the tree's size wherever the memory nodes are.
+ */
 static u64 find_rma_end(const void *fdt)
 {
-	int ac = fdt_address_cells(fdt, 0), sc = fdt_size_cells(fdt, 0);
-	int node, len, i, stride;
+	int ac = root_cells("#address-cells", fdt_address_cells(fdt, 0));
+	int sc = root_cells("#size-cells", fdt_size_cells(fdt, 0));
+	int stride = 4 * (ac + sc);
+	int node, len, i;
 
 	if (ac < 1 || sc < 1 || ac > 2 || sc > 2)
 		fatal(BW_FATAL_ROOT_CELLS, "device tree: root #address-cells %d "
 		      "/ #size-cells %d not supported", ac, sc);
-	stride = 4 * (ac + sc);
 	for (node = fdt_first_subnode(fdt, 0); node >= 0;
 	     node = fdt_next_subnode(fdt, node)) {
+		const char *name = fdt_get_name(fdt, node, &len);
 		const u8 *reg;
 
-		if (!is_memory_node(fdt, node))
+		if (!name)
+			tree_fatal("reading a node's name", len);
+		if (!is_memory_node(fdt, node, name))
 			continue;
 		reg = fdt_getprop(fdt, node, "reg", &len);
 		if (!reg)
@@ -70,6 +96,8 @@ static u64 find_rma_end(const void *fdt)
 				return size;
 		}
 	}
+	if (node != -FDT_ERR_NOTFOUND)
+		tree_fatal("reading the root's children", node);
 	fatal(BW_FATAL_NO_RMA, "device tree: no /memory block starts at "
 	      "address 0 (cannot find the real-mode area)");
 }
@@ -82,6 +110,8 @@ static u64 read_chosen_addr(const void *fdt, int chosen, const char *name,
 	u64 val = 0;
 
 	*found = 0;
+	if (!p && len != -FDT_ERR_NOTFOUND)
+		tree_fatal(name, len);
 	if (!p)
 		return 0;
 	if (len != 4 && len != 8)
@@ -105,17 +135,23 @@ static void mark(const char *what, u64 start, u64 size, int code)
 		      ranges_strerror(err));
 }
 
+/* Do [a, a_end) and [b, b_end) share a byte? */
+static int overlaps(u64 a, u64 a_end, u64 b, u64 b_end)
+{
+	return a < b_end && b < a_end;
+}
+
 /* Everything already in memory that must survive until the hand-off. */
 static void add_known_ranges(struct boot_info *bi)
 {
 	const void *fdt = bi->dtb_in;
-	int chosen = fdt_path_offset(fdt, "/chosen");
-	int n, i, f1 = 0, f2 = 0;
+	int chosen = bi->chosen;
+	u64 tree = (u64)fdt, tree_end = tree + fdt_totalsize(fdt);
+	int n, i, err, f1 = 0, f2 = 0;
 
 	mark("wrapper", bi->load_addr, bi->image_end - bi->load_addr,
 	     BW_FATAL_KNOWN_RANGE);
-	mark("device tree", (u64)fdt, fdt_totalsize(fdt),
-	     BW_FATAL_KNOWN_RANGE);
+	mark("device tree", tree, tree_end - tree, BW_FATAL_KNOWN_RANGE);
 	if (chosen >= 0) {
 		u64 s = read_chosen_addr(fdt, chosen, "linux,initrd-start", &f1);
 		u64 e = read_chosen_addr(fdt, chosen, "linux,initrd-end", &f2);
@@ -127,7 +163,18 @@ static void add_known_ranges(struct boot_info *bi)
 		if (f1 && e < s)
 			fatal(BW_FATAL_INITRD_INVERTED, "device tree: initrd "
 			      "ends (0x%llx) before it starts (0x%llx)", e, s);
+		/* e == s: no initrd, nothing to check or record. */
 		if (f1 && e > s) {
+			if (overlaps(s, e, bi->load_addr, bi->image_end))
+				fatal(BW_FATAL_INITRD_OVERLAP, "device tree: "
+				      "initrd 0x%llx..0x%llx overlaps the wrapper "
+				      "image 0x%llx..0x%llx", s, e,
+				      bi->load_addr, bi->image_end);
+			if (overlaps(s, e, tree, tree_end))
+				fatal(BW_FATAL_INITRD_OVERLAP, "device tree: "
+				      "initrd 0x%llx..0x%llx overlaps the device "
+				      "tree 0x%llx..0x%llx", s, e, tree,
+				      tree_end);
 			bi->initrd_start = s;
 			bi->initrd_end = e;
 			mark("initrd", s, e - s, BW_FATAL_KNOWN_RANGE);
@@ -140,7 +187,10 @@ static void add_known_ranges(struct boot_info *bi)
 	for (i = 0; i < n; i++) {
 		u64 addr, size;
 
-		fdt_get_mem_rsv(fdt, i, &addr, &size);
+		err = fdt_get_mem_rsv(fdt, i, &addr, &size);
+		if (err)
+			fatal(BW_FATAL_RESERVE_MAP, "device tree: reserve map: "
+			      "%s", fdt_strerror(err));
 		mark("reserved", addr, size, BW_FATAL_KNOWN_RANGE);
 	}
 }
@@ -219,6 +269,14 @@ static int kexec_kernel_alloc(struct boot_info *bi, u64 size, u64 *addr)
 	return ranges_vmlinux_alloc(size, addr);
 }
 
+/* fdt_delprop, where a property already absent is no error. */
+static int drop_prop(void *fdt, int node, const char *name)
+{
+	int err = fdt_delprop(fdt, node, name);
+
+	return err == -FDT_ERR_NOTFOUND ? 0 : err;
+}
+
 /* The final tree: a copy in the heap with /chosen brought up to date. */
 static int kexec_finalize(struct boot_info *bi)
 {
@@ -233,7 +291,8 @@ static int kexec_finalize(struct boot_info *bi)
 	err = fdt_open_into(bi->dtb_in, bi->dtb, size);
 	if (err)
 		return err;
-	chosen = fdt_path_offset(bi->dtb, "/chosen");
+	/* The copy keeps the input's node offsets (fdt_open_into). */
+	chosen = bi->chosen;
 	if (chosen == -FDT_ERR_NOTFOUND)
 		chosen = fdt_add_subnode(bi->dtb, 0, "chosen");
 	if (chosen < 0)
@@ -244,6 +303,13 @@ static int kexec_finalize(struct boot_info *bi)
 		if (!err)
 			err = fdt_setprop_u64(bi->dtb, chosen,
 					      "linux,initrd-end", bi->initrd_end);
+		if (err)
+			return err;
+	} else {
+		/* No initrd handed on: /chosen names none (a zero-size one). */
+		err = drop_prop(bi->dtb, chosen, "linux,initrd-start");
+		if (!err)
+			err = drop_prop(bi->dtb, chosen, "linux,initrd-end");
 		if (err)
 			return err;
 	}

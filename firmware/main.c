@@ -139,11 +139,20 @@ void start_wrapper(void *dtb, u64 base, u64 loader_r4)
 	bi.image_end = (u64)_end;
 	bi.dtb_in = dtb;
 
-	err = fdt_check_header(dtb);
+	/*
+	 * The whole tree, before anything reads it (docs/kexec.md step 0).
+	 * No buffer size is known: the header's totalsize is the extent.
+	 */
+	err = fdt_check_full(dtb, FDT_SIZE_UNKNOWN);
 	if (err)
 		fatal(BW_FATAL_TREE, "device tree at %p: %s", dtb,
 		      fdt_strerror(err));
-	console_open(dtb);
+	/* Looked up once: the console, the platform and the final tree. */
+	bi.chosen = fdt_path_offset(dtb, "/chosen");
+	if (bi.chosen < 0 && bi.chosen != -FDT_ERR_NOTFOUND)
+		fatal(BW_FATAL_TREE, "device tree: /chosen: %s",
+		      fdt_strerror(bi.chosen));
+	console_open(dtb, bi.chosen);
 	printf("\nbwemu wrapper: running at 0x%llx..0x%llx (loader said 0x%llx),"
 	       " device tree at %p\n", base, bi.image_end, loader_r4, dtb);
 

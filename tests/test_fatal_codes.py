@@ -43,7 +43,7 @@ pytestmark = pytest.mark.skipif(shutil.which(CROSS_CC) is None or shutil.which("
 
 # The numbers of guest_abi.h, as the emulator must read them.
 NO_RMA, INITRD_INVERTED, KNOWN_RANGE, KERNEL_RESERVE, HEAP = 1, 2, 3, 4, 5
-KERNEL, INITRD_MOVE, INITRD_ALLOC, DTB = 6, 7, 8, 9
+KERNEL, INITRD_MOVE, INITRD_ALLOC, DTB, INITRD_OVERLAP = 6, 7, 8, 9, 10
 TREE, NO_KERNEL, KERNEL_GZIP, KERNEL_SHORT, KERNEL_ELF = 17, 18, 19, 20, 21
 ROOT_CELLS, CHOSEN_PROP_SIZE, INITRD_HALF, RESERVE_MAP = 22, 23, 24, 25
 
@@ -237,11 +237,71 @@ def test_an_initrd_ending_before_it_starts_stops_with_INITRD_INVERTED(build):
     assert_fatal(run(build.wrapper, tree), INITRD_INVERTED, "before it starts")
 
 
-def test_a_reserve_map_without_its_end_stops_with_RESERVE_MAP(build):
+def test_a_reserve_map_without_its_end_stops_with_TREE(build):
+    """The structural check covers the reserve map (docs/kexec.md rule 13),
+    before anything reads it; RESERVE_MAP is left for a map that changes
+    later."""
     blob = bytearray(dtb(reserves=[(0x100000, PAGE)]))
     rsvmap = int.from_bytes(blob[16:20], "big")
     blob[rsvmap + 16:rsvmap + 32] = b"\x01" * 16     # the {0, 0} terminator
-    assert_fatal(run(build.wrapper, bytes(blob)), RESERVE_MAP, "reserve map")
+    assert_fatal(run(build.wrapper, bytes(blob)), TREE,
+                 "memory reserve map has no (0, 0) entry before the next block")
+
+
+def test_a_property_running_past_the_structure_block_stops_with_TREE(build):
+    """Once read as "no /memory block starts at address 0"."""
+    blob = bytearray(dtb())
+    st = int.from_bytes(blob[8:12], "big")
+    # The root's first property: its length word, after token and name.
+    assert int.from_bytes(blob[st + 8:st + 12], "big") == 3
+    blob[st + 12:st + 16] = (0x10000).to_bytes(4, "big")
+    assert_fatal(run(build.wrapper, bytes(blob)), TREE,
+                 "a property runs past the structure block")
+
+
+def test_a_tree_starting_with_end_node_stops_with_TREE_not_a_cell_count(build):
+    """Once "root #address-cells -4 / #size-cells -4": an error code shown
+    as a count."""
+    blob = bytearray(dtb())
+    st = int.from_bytes(blob[8:12], "big")
+    blob[st:st + 4] = (2).to_bytes(4, "big")          # FDT_END_NODE
+    stop = run(build.wrapper, bytes(blob))
+    assert_fatal(stop, TREE, "FDT_END_NODE with no node open")
+    assert b"-4" not in stop.message
+
+
+def test_root_cells_of_two_cells_name_the_error_not_a_count(build):
+    tree = dtb(memory='memory@0 { device_type = "memory"; reg = <0 0 0 0x1000000>; };')
+    blob = bytearray(tree)
+    st = int.from_bytes(blob[8:12], "big")
+    assert int.from_bytes(blob[st + 12:st + 16], "big") == 4   # #address-cells' length
+    blob[st + 12:st + 16] = (3).to_bytes(4, "big")          # now 3 bytes long
+    stop = run(build.wrapper, bytes(blob))
+    assert_fatal(stop, ROOT_CELLS, "root #address-cells: bad #address-cells or #size-cells")
+    assert b"-14" not in stop.message
+
+
+def test_an_initrd_over_the_wrapper_stops_with_INITRD_OVERLAP(build):
+    tree = dtb(chosen_initrd(WRAPPER_AT + PAGE, WRAPPER_AT + 2 * PAGE))
+    assert_fatal(run(build.wrapper, tree), INITRD_OVERLAP, "overlaps the wrapper image")
+
+
+def test_an_initrd_over_the_tree_stops_with_INITRD_OVERLAP(build):
+    tree = dtb(chosen_initrd(TREE_AT - PAGE, TREE_AT + 0x10))
+    assert_fatal(run(build.wrapper, tree), INITRD_OVERLAP, "overlaps the device tree")
+
+
+def test_an_initrd_ending_where_the_tree_starts_is_no_overlap(build):
+    """[I0, I1) ending where the tree starts shares no byte with it."""
+    stop = run(build.wrapper, dtb(chosen_initrd(TREE_AT - PAGE, TREE_AT), reserves=LOW_PAGE))
+    assert stop.word_before != TW_31_0_0, stop.message
+
+
+def test_a_zero_size_initrd_inside_the_wrapper_is_no_initrd(build):
+    """I1 == I0: nothing to check, record or hand on."""
+    stop = run(build.wrapper, dtb(chosen_initrd(WRAPPER_AT + PAGE, WRAPPER_AT + PAGE),
+                                  reserves=LOW_PAGE))
+    assert stop.word_before != TW_31_0_0, stop.message
 
 
 # ------------------------------------------------------- the range table

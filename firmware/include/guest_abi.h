@@ -20,10 +20,10 @@
  * tw 31,0,0 with r3 = the message and r4 = one of these, so the emulator
  * knows which check failed without reading the text.  0 is no code.
  *
- * 1-9: the kexec placement steps wrapper_model/placement.py predicts
- * (docs/kexec.md); 10-15 are kept for more of those.  From 16: every other
- * cause, one code each.  The numbers never change meaning; a new cause
- * takes a new number.
+ * 1-10: the kexec placement steps wrapper_model/placement.py predicts
+ * (docs/kexec.md); 11-15 are kept for more of those.  From 16: every other
+ * cause, one code each (17, the structural check, is predicted too).  The
+ * numbers never change meaning; a new cause takes a new number.
  */
 #define BW_FATAL_NO_RMA			1  /* no /memory block starts at 0 */
 #define BW_FATAL_INITRD_INVERTED	2  /* /chosen initrd end < start */
@@ -34,9 +34,10 @@
 #define BW_FATAL_INITRD_MOVE		7  /* fixed: no room to move the initrd */
 #define BW_FATAL_INITRD_ALLOC		8  /* no room for the attached initrd */
 #define BW_FATAL_DTB			9  /* no room for the final tree */
+#define BW_FATAL_INITRD_OVERLAP		10 /* initrd over the wrapper or tree */
 
 #define BW_FATAL_RELOC			16 /* a relocation not R_PPC64_RELATIVE */
-#define BW_FATAL_TREE			17 /* the tree handed over is unusable */
+#define BW_FATAL_TREE			17 /* the tree fails the structural check */
 #define BW_FATAL_NO_KERNEL		18 /* the image carries no kernel */
 #define BW_FATAL_KERNEL_GZIP		19 /* the kernel's gzip stream is bad */
 #define BW_FATAL_KERNEL_SHORT		20 /* the kernel file ends too soon */

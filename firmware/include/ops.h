@@ -13,6 +13,9 @@ struct boot_info {
 	u64 load_addr;		/* where the wrapper image starts (r4) */
 	u64 image_end;		/* one past the wrapper's last byte (bss, stack) */
 	const void *dtb_in;	/* the device tree we were handed (r3) */
+	int chosen;		/* /chosen's node offset, in dtb_in and in dtb
+				 * (fdt_open_into keeps offsets), or
+				 * -FDT_ERR_NOTFOUND */
 	void *dtb;		/* the working copy, in the heap */
 	u64 dtb_size;		/* its buffer size */
 	u64 initrd_start;	/* initrd as it will be handed on, or 0 and 0 */
@@ -49,8 +52,9 @@ struct serial_ops {
 
 extern const struct platform_ops *platform;
 
-/* console.c: picks a serial_ops from /chosen stdout-path. */
-int console_open(const void *fdt);
+/* console.c: picks a serial_ops from /chosen stdout-path (chosen: its
+ * node offset, or a negative error when there is none). */
+int console_open(const void *fdt, int chosen);
 void console_write(const char *buf, size_t len);
 
 /*
