@@ -11,9 +11,11 @@ import pytest
 from wrapper_model.placement import (
     FATAL_HEAP,
     FATAL_INITRD_INVERTED,
+    FATAL_INITRD_OVERLAP,
     FATAL_KERNEL,
     FATAL_KNOWN_RANGE,
     FATAL_NO_RMA,
+    FATAL_TREE,
     PlacementInputs,
     Region,
     find_rma_end,
@@ -132,6 +134,43 @@ def test_empty_initrd_is_no_initrd():
     p = predict(dataclasses.replace(DEFAULT, initrd_end=DEFAULT.initrd_start))
     assert p.fatal is None and p.initrd is None
     assert len(used(p)) == 3
+
+
+def test_a_tree_failing_the_structural_check_is_fatal_before_step_1():
+    """Step 0: nothing else is read, no table exists."""
+    p = predict(dataclasses.replace(DEFAULT, tree_valid=False, memory=()))
+    assert p.fatal == FATAL_TREE
+    assert p.table is None and p.rma_end is None and p.heap is None
+    # ...whatever the rest of the inputs would have led to.
+    assert predict(dataclasses.replace(DEFAULT, tree_valid=False)).fatal == FATAL_TREE
+
+
+@pytest.mark.parametrize("start, end, kind", [
+    # Wrapper [0x2000000, 0x2024230), tree [0xfff0000, 0xfff0239).
+    (0x200_0000, 0x200_1000, FATAL_INITRD_OVERLAP),          # its first bytes
+    (0x1FF_0000, 0x200_0001, FATAL_INITRD_OVERLAP),          # one byte in
+    (0x202_422F, 0x300_0000, FATAL_INITRD_OVERLAP),          # its last byte
+    (0x1F0_0000, 0x400_0000, FATAL_INITRD_OVERLAP),          # all of it
+    (0xFFE_0000, 0xFFF_0001, FATAL_INITRD_OVERLAP),          # the tree's first byte
+    (0xFFF_0238, 0xFFF_1000, FATAL_INITRD_OVERLAP),          # the tree's last byte
+    (0x1FF_0000, 0x200_0000, None),                          # ends where the wrapper starts
+    (0x202_4230, 0x203_0000, None),                          # starts where it ends
+    (0xFFE_0000, 0xFFF_0000, None),                          # ends where the tree starts
+    (0x200_1000, 0x200_1000, None),                          # zero size: no initrd at all
+])
+def test_an_initrd_sharing_a_byte_with_the_wrapper_or_the_tree_is_fatal(start, end, kind):
+    for policy in ("fixed", "seed"):
+        p = predict(dataclasses.replace(DEFAULT, initrd_start=start, initrd_end=end), policy)
+        assert p.fatal == kind, (hex(start), hex(end), p.fatal_detail)
+        if kind is not None:
+            # Step 3 stops before the initrd is recorded.
+            assert p.table.used() == ((0x200_0000, 0x202_4230), (0xFFF_0000, 0xFFF_0239))
+
+
+def test_the_overlap_is_judged_above_rma_end_too():
+    above = dataclasses.replace(DEFAULT, wrapper_at=0x2_0000_0000, initrd_start=0x2_0000_1000,
+                                initrd_end=0x2_0000_2000)
+    assert predict(above).fatal == FATAL_INITRD_OVERLAP
 
 
 def test_reserve_map_overflowing_the_table_is_fatal_with_one_refusal():

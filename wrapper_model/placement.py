@@ -14,10 +14,14 @@ docs/kexec.md ("Readings the model takes"):
 
 * `fixed`, kernel not at 0: the order after ranges_init_malloc is the move
   of a low chain-loader's initrd first, then the kernel's malloc(S).
-* A chain-loader's initrd with I1 == I0 is no initrd: nothing is recorded,
-  moved or handed on.
+* A chain-loader's initrd with I1 == I0 is no initrd: nothing is checked
+  for overlap, recorded, moved or handed on.
 * The final tree's malloc(T + 0x1000) returning NULL is fatal.
 * In `fixed`, "I0 < S" is the test for a move, whatever I1 is.
+* A tree that fails the structural check (step 0) is fatal before step 1;
+  the model is told only that it fails (PlacementInputs.tree_valid).
+* The initrd overlap of step 3 is judged on the whole spans, whatever
+  rma_end is.
 """
 
 from __future__ import annotations
@@ -36,8 +40,10 @@ DTB_SLACK = 0x1000
 
 # The kinds of fatal stop the model can predict.  Each names the step that
 # fails; emulator.predict maps a guest's fatal message onto one of them.
+FATAL_TREE = "tree"                  # step 0: the structural check fails
 FATAL_NO_RMA = "no-rma"              # step 1: no /memory block at 0
 FATAL_INITRD_INVERTED = "initrd-inverted"   # step 3: I1 < I0
+FATAL_INITRD_OVERLAP = "initrd-overlap"     # step 3: initrd meets wrapper or tree
 FATAL_KNOWN_RANGE = "known-range"    # step 3: a ranges_add error
 FATAL_KERNEL_RESERVE = "kernel-reserve"     # fixed: ranges_add(0, S) error
 FATAL_HEAP = "heap"                  # ranges_init_malloc error
@@ -46,9 +52,9 @@ FATAL_INITRD_MOVE = "initrd-move"    # fixed: malloc(I1 - I0) NULL
 FATAL_INITRD_ALLOC = "initrd-alloc"  # step 5: malloc(A) NULL
 FATAL_DTB = "dtb"                    # step 6: malloc(T + 0x1000) NULL
 
-FATAL_KINDS = (FATAL_NO_RMA, FATAL_INITRD_INVERTED, FATAL_KNOWN_RANGE,
-               FATAL_KERNEL_RESERVE, FATAL_HEAP, FATAL_KERNEL, FATAL_INITRD_MOVE,
-               FATAL_INITRD_ALLOC, FATAL_DTB)
+FATAL_KINDS = (FATAL_TREE, FATAL_NO_RMA, FATAL_INITRD_INVERTED, FATAL_INITRD_OVERLAP,
+               FATAL_KNOWN_RANGE, FATAL_KERNEL_RESERVE, FATAL_HEAP, FATAL_KERNEL,
+               FATAL_INITRD_MOVE, FATAL_INITRD_ALLOC, FATAL_DTB)
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,9 @@ class PlacementInputs:
     memory: every (base, size) of the memory nodes' reg entries, in tree
     order (already decoded with the root's cell counts).  initrd_start /
     initrd_end: /chosen's linux,initrd-start / -end, both or neither.
+    tree_valid: whether the tree passes the structural check of step 0;
+    when it does not, nothing else is read from it (memory, initrd and
+    reserves are then empty) and the prediction is that step's fatal.
     """
 
     memory: tuple[tuple[int, int], ...]
@@ -71,6 +80,7 @@ class PlacementInputs:
     reserves: tuple[tuple[int, int], ...] = ()
     attached_initrd_size: int = 0   # A
     policy: str = "fixed"
+    tree_valid: bool = True
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
@@ -195,6 +205,8 @@ class _Run:
     # --- the steps of docs/kexec.md --------------------------------------
     def run(self) -> None:
         i = self.i
+        if not i.tree_valid:
+            raise _Stop(FATAL_TREE, "the tree handed over fails the structural check")
         self.rma_end = find_rma_end(i.memory)
         if self.rma_end is None:
             raise _Stop(FATAL_NO_RMA, "no /memory block starts at address 0")
@@ -222,6 +234,12 @@ class _Run:
                             f"0x{i.initrd_start:x}")
             if i.initrd_end > i.initrd_start:
                 size = i.initrd_end - i.initrd_start
+                for what, start, span in (("wrapper", i.wrapper_at, i.image_size),
+                                          ("device tree", i.dtb_at, i.dtb_size)):
+                    if i.initrd_start < start + span and start < i.initrd_end:
+                        raise _Stop(FATAL_INITRD_OVERLAP,
+                                    f"initrd 0x{i.initrd_start:x}..0x{i.initrd_end:x} "
+                                    f"overlaps the {what} 0x{start:x}..0x{start + span:x}")
                 self.add(i.initrd_start, size, "initrd", FATAL_KNOWN_RANGE)
                 self.initrd = Region(i.initrd_start, size)
         for addr, size in i.reserves:

@@ -22,10 +22,12 @@ from wrapper_model.placement import (
     FATAL_INITRD_ALLOC,
     FATAL_INITRD_INVERTED,
     FATAL_INITRD_MOVE,
+    FATAL_INITRD_OVERLAP,
     FATAL_KERNEL,
     FATAL_KERNEL_RESERVE,
     FATAL_KNOWN_RANGE,
     FATAL_NO_RMA,
+    FATAL_TREE,
     PlacementInputs,
     Prediction,
     predict,
@@ -34,7 +36,7 @@ from wrapper_model.ranges import RangeTableState
 
 from ..errors import CheckerError
 from ..guest.addresses import Placement
-from ..guest.devicetree import DeviceTree, DeviceTreeError
+from ..guest.devicetree import DeviceTree, DeviceTreeError, check_structure
 from ..guest.observer import CheckState, CheckStatus, Guest, Handoff, RunOutcome
 from .rangetable import RangeTableView
 
@@ -52,6 +54,8 @@ FATAL_CODES: dict[str, int] = {
     FATAL_INITRD_MOVE: 7,
     FATAL_INITRD_ALLOC: 8,
     FATAL_DTB: 9,
+    FATAL_INITRD_OVERLAP: 10,
+    FATAL_TREE: 17,
 }
 FATAL_KIND_OF_CODE = {code: kind for kind, code in FATAL_CODES.items()}
 
@@ -117,28 +121,44 @@ class ModelFindings:
 
 
 def inputs_for(guest: Guest, policy: str, attached_initrd_size: int) -> PlacementInputs | None:
-    """The model's inputs for a prepared guest; None when the tree handed
-    over cannot be read (the model has nothing to say about a broken tree)."""
-    try:
-        tree = DeviceTree(guest.dtb_blob, "device tree as handed over")
-        memory = tuple(tree.memory())
-        reserves = tuple(tree.reserves())
-        initrd = tree.chosen_initrd()
-    except DeviceTreeError:
-        return None
+    """The model's inputs for a prepared guest (docs/kexec.md, "Inputs").
+
+    The tree as handed over gets the structural check of step 0 first
+    (check_structure, the rules the wrapper applies), and a tree that fails
+    it is given to the model as just that (tree_valid False): nothing else
+    is read from it, and pylibfdt never sees it (pylibfdt trusts the header
+    and reads past a buffer whose header lies).  None when the model has
+    nothing to say: no kernel ELF to size, or a sound tree whose memory
+    cannot be decoded (root cell counts the wrapper refuses)."""
     if guest.kernel is None:
         return None
-    totalsize = int.from_bytes(guest.dtb_blob[4:8], "big")
-    return PlacementInputs(
-        memory=memory,
-        wrapper_at=guest.image.span.address, image_size=guest.image.span.size,
-        dtb_at=guest.dtb.address, dtb_size=totalsize,
-        kernel_size=guest.kernel.size,
-        initrd_start=initrd[0] if initrd else None,
-        initrd_end=initrd[1] if initrd else None,
-        reserves=reserves,
-        attached_initrd_size=attached_initrd_size,
-        policy=policy)
+    blob = guest.dtb_blob
+    totalsize = int.from_bytes(blob[4:8], "big") if len(blob) >= 8 else len(blob)
+
+    def inputs(memory: tuple[tuple[int, int], ...], initrd: tuple[int, int] | None,
+               reserves: tuple[tuple[int, int], ...], valid: bool) -> PlacementInputs:
+        assert guest.kernel is not None
+        return PlacementInputs(
+            memory=memory,
+            wrapper_at=guest.image.span.address, image_size=guest.image.span.size,
+            dtb_at=guest.dtb.address, dtb_size=totalsize,
+            kernel_size=guest.kernel.size,
+            initrd_start=initrd[0] if initrd else None,
+            initrd_end=initrd[1] if initrd else None,
+            reserves=reserves,
+            attached_initrd_size=attached_initrd_size,
+            policy=policy, tree_valid=valid)
+
+    try:
+        check_structure(blob, "device tree as handed over")
+    except DeviceTreeError:
+        return inputs((), None, (), False)
+    try:
+        tree = DeviceTree(blob, "device tree as handed over")
+        return inputs(tuple(tree.memory()), tree.chosen_initrd(), tuple(tree.reserves()),
+                      True)
+    except DeviceTreeError:
+        return None
 
 
 def _hx(v: int | None) -> str:
@@ -195,14 +215,18 @@ def compare(p: Prediction, r: BootFacts, table: RangeTableState | None = None) -
 
 
 def handed_on_initrd(final_dtb: bytes | None) -> Placement | None:
-    """The initrd /chosen names in the tree handed to the kernel."""
+    """The initrd /chosen names in the tree handed to the kernel.  A
+    zero-size one (linux,initrd-start equal to -end) is none, as the
+    wrapper reads it (docs/kexec.md, step 3)."""
     if final_dtb is None:
         return None
     try:
         span = DeviceTree(final_dtb, "final device tree").chosen_initrd()
     except DeviceTreeError:
         return None
-    return None if span is None else Placement(span[0], span[1] - span[0])
+    if span is None or span[1] == span[0]:
+        return None
+    return Placement(span[0], span[1] - span[0])
 
 
 class ModelCheck:
@@ -240,8 +264,8 @@ class ModelCheck:
             return ModelFindings(True, why_not="the run was stopped at the hand-off, as asked")
         inputs = inputs_for(guest, self.policy, self.attached_initrd_size)
         if inputs is None:
-            return ModelFindings(True, why_not="the tree handed over cannot be read, "
-                                 "so the model has nothing to predict")
+            return ModelFindings(True, why_not="the model cannot read its inputs (no "
+                                 "kernel ELF, or root cell counts it does not decode)")
         p = predict(inputs)
         if run.reason == "fatal" and run.fatal_code not in FATAL_KIND_OF_CODE:
             # A stop on input the placement model does not describe (a
