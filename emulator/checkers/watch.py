@@ -7,7 +7,9 @@ the input device tree, the chain-loader's initrd, every reserve-map range,
 the final device tree and the initrd as handed on, and anything outside
 RAM.  Each such store is caught as it happens and recorded as an Overwrite
 with its PC, function and source line, and the wrapper's range table at
-that moment.
+that moment.  The first store into each region is announced to the guest's
+event listeners (Guest.event) while the guest is still in it, so that a
+debugging observer can take its backtrace and recent instructions then.
 
 Cost: one UC_HOOK_MEM_WRITE per region, each bound to the region's address
 range, so a store elsewhere calls no Python.  Regions known only at the
@@ -33,7 +35,7 @@ from unicorn import ppc_const as P
 from ..errors import CheckerError
 from ..guest.addresses import LoadedImage
 from ..guest.devicetree import DeviceTree, DeviceTreeError
-from ..guest.elf import ElfImage, SourceLocation
+from ..guest.elf import SourceLocation
 from ..guest.observer import CheckState, CheckStatus, Guest, Handoff, RunOutcome
 from .rangetable import RangeTableView
 
@@ -78,13 +80,19 @@ class Overwrite:
     #: image has no range table bwemu can read (a foreign wrapper).
     ranges: list[tuple[int, int]] | None = field(default_factory=list)
     heap: tuple[int, int] | None = None
+    #: The store's PC symbolised (guest.symbols): str() is func+0x10 (file:line).
+    location: SourceLocation | None = field(default=None, compare=False)
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.file else "?"
+        if self.location is not None:
+            where = str(self.location)
+        else:
+            where = (f"{self.function or '?'} "
+                     f"({f'{self.file}:{self.line}' if self.file else '?'})")
         stores = f"{self.count} stores, " if self.count > 1 else ""
         return (f"{self.region}: {stores}0x{self.size:x} bytes from "
                 f"0x{self.address:x} (up to 0x{self.last:x}) by pc 0x{self.pc:x} "
-                f"{self.function or '?'} ({where}) during the {self.phase} phase")
+                f"{where} during the {self.phase} phase")
 
 
 @dataclass
@@ -120,6 +128,7 @@ def overwrite_json(o: Overwrite) -> dict[str, Any]:
     return {"region": o.region, "address": o.address, "size": o.size, "pc": o.pc,
             "function": o.function, "file": o.file, "line": o.line, "phase": o.phase,
             "count": o.count, "end": o.last,
+            "symbol": None if o.location is None else str(o.location),
             "ranges": None if o.ranges is None else [list(e) for e in o.ranges],
             "heap": None if o.heap is None else list(o.heap)}
 
@@ -134,8 +143,7 @@ class Watch:
         self.regions: list[ProtectedRegion] = []
         self.overwrites: list[Overwrite] = []
         self._by_key: dict[tuple[int, str], Overwrite] = {}
-        self._kernel: ElfImage | None = None
-        self._kernel_at = 0
+        self._announced: set[str] = set()
         self._table: RangeTableView | None = None
 
     def attach(self, guest: Guest) -> None:
@@ -151,7 +159,6 @@ class Watch:
         guest.on_handoff(self._handoff)
 
     def finish(self, guest: Guest, run: RunOutcome) -> WatchFindings:
-        self.close()
         return WatchFindings(True, list(self.regions), list(self.overwrites))
 
     # --- the regions -------------------------------------------------------
@@ -211,7 +218,7 @@ class Watch:
         (Hooks added now are seen: store hooks already exist, and Boot
         flushes the translation cache after this.)"""
         self.phase = KERNEL
-        dtb, self._kernel_at = handoff.dtb, handoff.kernel
+        dtb = handoff.dtb
         final = self.guest.final_dtb
         if final is not None:
             self._protect(ProtectedRegion("final device tree", dtb, dtb + len(final),
@@ -245,10 +252,14 @@ class Watch:
             return
         loc = self.locate(pc)
         ow = Overwrite(region.name, address, size, pc, loc.function, loc.file,
-                       loc.line, self.phase, last=address + size)
+                       loc.line, self.phase, last=address + size, location=loc)
         ow.ranges, ow.heap = self._range_table()
         self._by_key[key] = ow
         self.overwrites.append(ow)
+        if region.name not in self._announced:
+            self._announced.add(region.name)
+            self.guest.event("overwrite", pc, f"first store into {region.name}: "
+                             f"0x{size:x} bytes at 0x{address:x} by pc 0x{pc:x} {loc}")
 
     def _unmapped(self, uc: Uc, access: int, address: int, size: int, value: int,
                   user: object) -> bool:
@@ -259,27 +270,10 @@ class Watch:
     # --- where a store came from --------------------------------------------
 
     def locate(self, pc: int) -> SourceLocation:
-        """Function and line: the wrapper's DWARF if pc is in the wrapper,
-        else the test kernel's, which runs where it was placed until it has
-        copied itself to 0 and then at its link address 0."""
-        here = self.guest.image.locate(pc)
-        if here is not None:
-            return here
-        if self.phase == KERNEL and self.guest.kernel is not None:
-            kernel = self._kernel_image()
-            kstart, kend = kernel.span
-            at = self._kernel_at
-            if at + kstart <= pc < at + kend:
-                return kernel.locate(pc - at)
-            if kstart <= pc < kend:
-                return kernel.locate(pc)
-        return SourceLocation(None, None, None)
-
-    def _kernel_image(self) -> ElfImage:
-        if self._kernel is None:
-            assert self.guest.kernel is not None
-            self._kernel = ElfImage(self.guest.kernel.path)
-        return self._kernel
+        """Function+offset and line, through the guest's one symboliser: the
+        wrapper, and after the hand-off the kernel where it was placed and
+        at its link address (where it copies itself)."""
+        return self.guest.symbols.symbolise(pc)
 
     def _range_table(self) -> tuple[list[tuple[int, int]] | None, tuple[int, int] | None]:
         """The wrapper's `ranges` as it is in guest memory now: its used
@@ -293,11 +287,6 @@ class Watch:
         used = [(s, e) for s, e in state.entries[:min(state.count, len(state.entries))]]
         heap = (state.heap_start, state.heap_end) if state.heap_end else None
         return used, heap
-
-    def close(self) -> None:
-        if self._kernel is not None:
-            self._kernel.close()
-            self._kernel = None
 
 
 def _image_regions(image: LoadedImage) -> list[ProtectedRegion]:

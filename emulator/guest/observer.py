@@ -12,6 +12,9 @@ plus a list of observers.  Every observer follows one protocol:
    runner its driver here: guest.drive(driver).
 2. guest.on_handoff(listener): optional, called once at the image's jump
    to the kernel, with the registers read from the guest at that jump.
+   guest.on_event(listener): optional, called at each moment a checker
+   calls worth a closer look (the watch's first store into a region), so
+   that debugging observers can take their snapshot then.
 3. finish(guest, run): after the run, returns its findings: a typed
    object with a CheckStatus that says whether it was attached and, if it
    is a checker, whether it passed.
@@ -34,6 +37,7 @@ from .addresses import LoadedImage, Placement
 from .devices import Console, Hypervisor
 from .elf import ElfImage, SourceLocation
 from .machine import Machine, Stop
+from .symbols import ImageSymbols, Symboliser
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,18 @@ class KernelImage:
         return cls(Path(path), end - start)
 
 
+@dataclass(frozen=True)
+class GuestEvent:
+    """A moment of the run a checker found worth a snapshot, announced while
+    the guest is stopped in it (registers and memory are as they are then).
+    kind: what happened ("overwrite"); pc: the instruction doing it;
+    detail: one line for people; index: the count of events before it."""
+    kind: str
+    pc: int
+    detail: str
+    index: int = 0
+
+
 class Guest:
     """One guest being booted, as every observer sees it."""
 
@@ -85,6 +101,11 @@ class Guest:
         self.final_dtb: bytes | None = None
         self._driver: Callable[[int, int], Stop] | None = None
         self._handoff_listeners: list[Callable[[Handoff], None]] = []
+        self._event_listeners: list[Callable[[GuestEvent], None]] = []
+        self.events: list[GuestEvent] = []
+        #: Every PC printed goes through this: the image, and the kernel once
+        #: handed over (where placed and at its link address).
+        self.symbols = Symboliser(image)
 
     def drive(self, driver: Callable[[int, int], Stop]) -> None:
         """An observer takes over running the guest (a debugger stepping
@@ -110,12 +131,38 @@ class Guest:
         """Called by the runner at the jump; tells every listener."""
         self.handoff = handoff
         self.final_dtb = final_dtb
+        if self.kernel is not None:
+            self._map_kernel(self.kernel, handoff)
         for listener in self._handoff_listeners:
             listener(handoff)
 
+    def _map_kernel(self, kernel: KernelImage, handoff: Handoff) -> None:
+        """The kernel's symbols where it was entered and at its link address
+        (a ppc64 kernel copies itself there first)."""
+        syms = ImageSymbols.of_path(kernel.path)
+        if not syms.is_elf or syms.entry is None:
+            return
+        start, end = syms.span
+        placed = handoff.entry - (syms.entry - start)
+        self.symbols.add_file(syms, placed - start, placed, placed + end - start, "kernel")
+        if placed != start:
+            self.symbols.add_file(syms, 0, start, end, "kernel")
+
+    def on_event(self, listener: Callable[[GuestEvent], None]) -> None:
+        """listener(event) at each GuestEvent, while the guest is in it."""
+        self._event_listeners.append(listener)
+
+    def event(self, kind: str, pc: int, detail: str) -> None:
+        """Called by a checker from its hook: announces a GuestEvent."""
+        ev = GuestEvent(kind, pc, detail, len(self.events))
+        self.events.append(ev)
+        for listener in self._event_listeners:
+            listener(ev)
+
     def locate(self, pc: int) -> SourceLocation | None:
-        """Function and line of a PC in the image (None outside it)."""
-        return self.image.locate(pc)
+        """Function and line of a PC in the image or the kernel handed
+        over (None outside them): a PcInfo, whose str() is func+0x10 (file:line)."""
+        return self.symbols.locate(pc)
 
 
 class CheckState(enum.Enum):
@@ -123,6 +170,9 @@ class CheckState(enum.Enum):
     FAILED = "failed"
     NOT_ATTACHED = "not attached"
     NO_VERDICT = "no verdict"      # attached, but had nothing to judge
+    #: A debugging aid (ring buffer, trace...): never judges, never listed
+    #: among a boot's checks, never makes it pass or fail.
+    NOT_A_CHECK = "not a check"
 
 
 @dataclass(frozen=True)
@@ -171,5 +221,5 @@ class Observer(Protocol):
     def finish(self, guest: Guest, run: RunOutcome) -> Findings: ...
 
 
-__all__ = ["CheckState", "CheckStatus", "Findings", "Guest", "Handoff", "KernelImage",
-           "Observer", "RunOutcome"]
+__all__ = ["CheckState", "CheckStatus", "Findings", "Guest", "GuestEvent", "Handoff",
+           "KernelImage", "Observer", "RunOutcome"]

@@ -52,7 +52,7 @@ class MirrorChecker:
 
     def attach(self, guest: Guest) -> None:
         try:
-            self.mirror = RangeMirror(guest.machine, guest.image)
+            self.mirror = RangeMirror(guest.machine, guest.image, symbols=guest.symbols)
         except (RangeTableMissing, MirrorError) as e:
             self.why_not = str(e)
 

@@ -47,6 +47,7 @@ from ...guest.addresses import LoadedImage
 from ...guest.calling import FastRegs, signed32
 from ...guest.elf import SourceLocation
 from ...guest.machine import Machine
+from ...guest.symbols import Symboliser
 from ..rangetable import RangeTableView
 from .operations import API, ARG_REGS, LR, OUT_SIZE, R1, R3, ApiFunction, call_sites
 from .records import Divergence, RangeOp, fmt_out
@@ -65,14 +66,17 @@ class RangeMirror:
     be the guest's before the first operation (bss: all zero).  record:
     keep the timeline (the differential tests switch it off for speed).
     return_sites: run-time addresses calls return to that no `bl` in the
-    image shows (a GuestCaller's return pad).
+    image shows (a GuestCaller's return pad).  symbols: the boot's
+    symboliser (Guest.symbols), else one over the image alone.
     """
 
     def __init__(self, machine: Machine, image: LoadedImage,
                  model_factory: Callable[[], RangeTable] = RangeTable,
                  record: bool = True, view: RangeTableView | None = None,
-                 return_sites: Iterable[int] = ()) -> None:
+                 return_sites: Iterable[int] = (),
+                 symbols: Symboliser | None = None) -> None:
         self.machine = machine
+        self.symbols = symbols or Symboliser(image)
         self.uc = machine.uc
         self.regs = FastRegs(machine.uc)
         self.image = image
@@ -260,7 +264,7 @@ class RangeMirror:
             self.machine.stop("divergence", self.divergence.summary(), pc)
 
     def _locate(self, addr: int) -> SourceLocation | None:
-        return self.image.locate(addr)
+        return self.symbols.locate(addr)
 
     def _divergence(self, fn: ApiFunction, op: Op, problems: list[str], expected: OpResult,
                     ret: int | None, out: tuple[int, ...] | None,
