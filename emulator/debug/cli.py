@@ -1,0 +1,112 @@
+"""The debugging flags of `bwemu boot`, added by one function, so that
+emulator/cli.py stays thin: add_boot_arguments(parser) when the parser is
+built, observers(args) for the boot, after_boot(args, result) once it ran.
+
+    --trace [--trace-function NAME] [--trace-range A-B]
+            [--trace-first N | --trace-last N] [--trace-file F]
+    --map FILE.svg
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from ..errors import InputError
+from ..guest.observer import Observer
+from .failure_report import BootView, memory_map
+from .memmap import to_svg
+from .trace import Tracer, parse_span
+
+
+class DebugArgumentError(InputError):
+    """A debugging flag that cannot be honoured (an unwritable file...)."""
+
+
+def _span(text: str) -> tuple[int, int]:
+    try:
+        return parse_span(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _count(text: str) -> int:
+    try:
+        n = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if n <= 0:
+        raise argparse.ArgumentTypeError("must be greater than 0")
+    return n
+
+
+def add_boot_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group(
+        "seeing why a boot failed",
+        "A boot that does not pass always prints a failure report (in --json: "
+        "\"report\"): backtraces, the last instructions, the range table, the "
+        "protected regions and a text memory map.  These add an instruction "
+        "trace and a picture of the map.")
+    g.add_argument("--trace", action="store_true",
+                   help="trace every instruction (PC, function+offset, source line, "
+                   "instruction, registers changed); any --trace-* option implies it")
+    g.add_argument("--trace-function", metavar="NAME",
+                   help="only the instructions of this function (the wrapper's or the "
+                   "kernel's)")
+    g.add_argument("--trace-range", metavar="A-B", type=_span,
+                   help="only instructions at guest addresses A <= pc < B")
+    one = g.add_mutually_exclusive_group()
+    one.add_argument("--trace-first", metavar="N", type=_count,
+                     help="stop tracing after N instructions")
+    one.add_argument("--trace-last", metavar="N", type=_count,
+                     help="keep only the last N instructions, written at the end")
+    g.add_argument("--trace-file", metavar="F",
+                   help="write the trace to F (default: standard output; standard "
+                   "error with --json)")
+    g.add_argument("--map", metavar="FILE.svg",
+                   help="draw the memory map before the boot and at its end")
+
+
+def tracing(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "trace", False) or args.trace_function or args.trace_range
+                or args.trace_first or args.trace_last or args.trace_file)
+
+
+def observers(args: argparse.Namespace) -> list[Observer]:
+    """The observers the flags ask for (a Tracer, or none)."""
+    if not tracing(args):
+        return []
+    out: TextIO
+    if args.trace_file:
+        try:
+            out = open(args.trace_file, "w")   # noqa: SIM115 (closed in after_boot)
+        except OSError as e:
+            raise DebugArgumentError(f"cannot write the trace to {args.trace_file}: "
+                                     f"{e.strerror}") from None
+    else:
+        out = sys.stderr if getattr(args, "json", False) else sys.stdout
+    args._trace_out = out
+    return [Tracer(out, function=args.trace_function, span=args.trace_range,
+                   first=args.trace_first, last=args.trace_last)]
+
+
+def after_boot(args: argparse.Namespace, result: BootView) -> None:
+    """Closes the trace file and draws the map, if asked."""
+    out = getattr(args, "_trace_out", None)
+    if out is not None and out not in (sys.stdout, sys.stderr):
+        out.close()
+    if args.map:
+        m = memory_map(result)
+        if m is None:
+            raise DebugArgumentError("no memory map: the inspector was not attached")
+        try:
+            Path(args.map).write_text(to_svg(m))
+        except OSError as e:
+            raise DebugArgumentError(f"cannot write the map to {args.map}: "
+                                     f"{e.strerror}") from None
+        print(f"bwemu: memory map written to {args.map}", file=sys.stderr)
+
+
+__all__ = ["add_boot_arguments", "after_boot", "observers", "tracing"]
