@@ -7,6 +7,7 @@ from typing import Any
 
 from .checkers.mirror import format_table
 from .checkers.watch import overwrite_json
+from .debug import failure_report
 from .guest.addresses import Placement
 from .guest.observer import CheckState
 from .harness.result import BootResult, ExitReason
@@ -98,6 +99,7 @@ def to_json(r: BootResult) -> dict[str, Any]:
          for c in r.prediction.clobbers],
         "notes": r.notes,
         "verdict": verdict(r),
+        "report": _failure_json(r),
     }
 
 
@@ -139,8 +141,17 @@ def to_text(r: BootResult) -> str:
             table = ", ".join(f"0x{s:x}..0x{e:x}" for s, e in o.ranges) or "(empty)"
             heap = "" if o.heap is None else f"; heap 0x{o.heap[0]:x}..0x{o.heap[1]:x}"
             lines.append(f"               range table then: {table}{heap}")
+    failure = failure_report.build(r)
+    if failure is not None:
+        lines.append(failure.text())
     lines.append(verdict(r))
     return "\n".join(lines)
+
+
+def _failure_json(r: BootResult) -> dict[str, Any] | None:
+    """The failure report (emulator/debug/failure_report.py), None for a pass."""
+    failure = failure_report.build(r)
+    return None if failure is None else failure.to_json()
 
 
 def ranges_text(r: BootResult) -> str:

@@ -107,6 +107,18 @@ def test_the_boot_runner_and_the_guest_layer_import_no_checker():
         assert not bad, (m, bad)
 
 
+def test_the_debug_layer_sits_between_the_checkers_and_the_harness():
+    # Checkers and the guest never import the debugging aids; the aids
+    # never import the harness (which adds them to every boot) or the CLI.
+    for m in modules():
+        deps = imports_of(m)
+        if m.startswith(("emulator.checkers", "emulator.guest")):
+            assert not [t for t in deps if t.startswith("emulator.debug")], m
+        if m.startswith("emulator.debug"):
+            assert not [t for t in deps if t.startswith(("emulator.harness", "emulator.cli",
+                                                         "emulator.report"))], m
+
+
 def test_every_exception_class_derives_from_the_one_root():
     seen = []
     for name in modules():
