@@ -19,7 +19,7 @@ as properties.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -101,15 +101,15 @@ class ScenarioItem(pytest.Item):
         return self.path, 0, f"scenario {self.name}: {self.spec.description}"
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtestloop(session: pytest.Session) -> Iterator[None]:
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtestloop(session: pytest.Session) -> Generator[None, Any, None]:
     """Bad scenario files do not stop the run (pytest stops on collection
     errors): they are left out of the count the loop looks at, and put
-    back for the exit status."""
+    back for the exit status.  (An old-style wrapper: pytest 7 knows it.)"""
     bad = session.stash.get(BAD_FILES, 0)
     session.testsfailed -= bad
     try:
-        return (yield)
+        yield
     finally:
         session.testsfailed += bad
 
