@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from ..checkers.mirror import MirrorFindings, format_table
 from ..checkers.mirror.records import format_state
@@ -57,7 +57,10 @@ class BootView(Protocol):
     def findings(self) -> Mapping[str, Findings]: ...
 
 
-def _get(view: BootView, name: str, kind: type[Any]) -> Any:
+F = TypeVar("F")
+
+
+def _get(view: BootView, name: str, kind: type[F]) -> F | None:
     f = view.findings.get(name)
     return f if isinstance(f, kind) else None
 

@@ -27,18 +27,17 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from unicorn import UC_HOOK_BLOCK, UC_HOOK_CODE
-from unicorn import ppc_const as P
 
 from ..guest.calling import FastRegs
 from ..guest.observer import CheckState, CheckStatus, Guest, Handoff, RunOutcome
 from ..guest.symbols import PcInfo
-from .access import memory_reader
+from .access import IDS, NAMES, memory_reader
 from .disasm import Disassembler, image_bits
 
 NAME = "trace"
-REG_NAMES = (*(f"r{i}" for i in range(32)), "lr", "ctr", "cr", "xer", "msr")
-REG_IDS = (*(getattr(P, f"UC_PPC_REG_{i}") for i in range(32)), P.UC_PPC_REG_LR,
-           P.UC_PPC_REG_CTR, P.UC_PPC_REG_CR, P.UC_PPC_REG_XER, P.UC_PPC_REG_MSR)
+#: The registers compared before and after each instruction (all but the PC).
+REG_NAMES = tuple(n for n in NAMES if n != "pc")
+REG_IDS = tuple(i for n, i in zip(NAMES, IDS, strict=True) if n != "pc")
 TOP = (1 << 64) - 1
 
 

@@ -345,6 +345,19 @@ class ImageSymbols:
                                                                   DWARF_LR)
         return FrameRule(row["cfa"].reg, row["cfa"].offset, rules, ra)
 
+    def function_ranges(self, name: str) -> list[tuple[int, int]]:
+        """Link [start, end) of every function called name; a label (or a
+        sizeless function) extends to the next symbol or the end of code."""
+        out = [(start, end) for start, end, fname in self._funcs if fname == name]
+        for i, (start, lname) in enumerate(self._labels):
+            if lname == name:
+                nxt = [s for s in self._func_starts if s > start]
+                if i + 1 < len(self._labels):
+                    nxt.append(self._labels[i + 1][0])
+                end = min(nxt) if nxt else max((e for _, e in self.code), default=start + 4)
+                out.append((start, end))
+        return out
+
     def entry_function(self) -> str | None:
         """The symbol at the image's entry point (where it is entered from outside)."""
         if self.entry is None:
@@ -457,20 +470,8 @@ class Symboliser:
     def function_range(self, name: str) -> list[tuple[int, int]]:
         """Guest [start, end) of every function called name (sized ones;
         a label extends to the next symbol)."""
-        out: list[tuple[int, int]] = []
-        for m in self.mappings:
-            syms = m.symbols
-            for start, end, fname in syms._funcs:
-                if fname == name:
-                    out.append((start + m.offset, end + m.offset))
-            for i, (start, lname) in enumerate(syms._labels):
-                if lname == name:
-                    nxt = [s for s in syms._func_starts if s > start]
-                    if i + 1 < len(syms._labels):
-                        nxt.append(syms._labels[i + 1][0])
-                    end = min(nxt) if nxt else max(e for _, e in syms.code)
-                    out.append((start + m.offset, end + m.offset))
-        return out
+        return [(start + m.offset, end + m.offset) for m in self.mappings
+                for start, end in m.symbols.function_ranges(name)]
 
     def is_entry(self, pc: int) -> bool:
         """Whether pc lies in the function an image is entered at from
