@@ -171,6 +171,27 @@ def check_structure(blob: bytes, name: str = "device tree") -> None:
             raise bad(f"unknown structure token 0x{token:x} at 0x{pos - 4:x}")
 
 
+def reserve_map(blob: bytes) -> list[tuple[int, int]]:
+    """The reserve map's (address, size) entries, read as the devicetree
+    spec defines it: big-endian u64 pairs from off_mem_rsvmap up to the
+    entry whose address and size are both 0.  (libfdt, and so pylibfdt,
+    stops at the first entry of size 0 instead: an entry (A, 0) in the
+    middle would end the map early, while the wrapper reads on.)  A map
+    without its terminator gives what lies inside the blob."""
+    out: list[tuple[int, int]] = []
+    if len(blob) < FDT_HEADER_SIZE:
+        return out
+    off = _u32(blob, 16)
+    while off + 16 <= len(blob):
+        addr = int.from_bytes(blob[off:off + 8], "big")
+        size = int.from_bytes(blob[off + 8:off + 16], "big")
+        if addr == 0 and size == 0:
+            break
+        out.append((addr, size))
+        off += 16
+    return out
+
+
 def check_fits(blob: bytes, name: str = "device tree") -> None:
     """What a loader needs of a tree file before it can place it: the
     whole header, and a totalsize no larger than the file.  (What lies
@@ -337,7 +358,8 @@ class DeviceTree:
         return next((size for base, size in self.memory() if base == 0), None)
 
     def reserves(self) -> list[tuple[int, int]]:
-        return [tuple(self.fdt.get_mem_rsv(i)) for i in range(self.fdt.num_mem_rsv())]
+        """The memory reserve map (reserve_map(): up to the (0, 0) entry)."""
+        return reserve_map(self.blob)
 
     def chosen_initrd(self) -> tuple[int, int] | None:
         s = self.prop("/chosen", "linux,initrd-start")
