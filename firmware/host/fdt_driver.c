@@ -242,38 +242,35 @@ static void print_probe(int r)
 		printf("ok %d", r);
 }
 
-/* Every byte, set to a few values: prints "pos value read write". */
-static void mutate_all(void)
+/* What the read and write probes make of a tree: "read [write]". */
+static void judge_probe(const unsigned char *buf, size_t len)
 {
-	static const int kinds[] = { 0x00, 0xff, -1, -2 };
-	unsigned char *copy = malloc(tree_len);
+	int r = probe(buf, len);
 
-	for (size_t i = 0; i < tree_len; i++) {
-		for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
-			int v = kinds[k] >= 0 ? kinds[k] :
-				tree[i] ^ (kinds[k] == -1 ? 0x01 : 0x80);
-			int r;
-
-			memcpy(copy, tree, tree_len);
-			copy[i] = (unsigned char)v;
-			r = probe(copy, tree_len);
-			printf("%zu %02x ", i, v);
-			print_probe(r);
-			if (r >= 0) {
-				printf(" ");
-				print_probe(probe_write(copy, tree_len));
-			}
-			printf("\n");
-		}
+	print_probe(r);
+	if (r >= 0) {
+		printf(" ");
+		print_probe(probe_write(buf, len));
 	}
-	free(copy);
+}
+
+/* fdt_check_full's verdict, then the probes of a tree that passed it. */
+static void judge_full(const unsigned char *buf, size_t len)
+{
+	int r = fdt_check_full(buf, len);
+
+	print_probe(r);
+	if (r == 0) {
+		printf(" ");
+		judge_probe(buf, len);
+	}
 }
 
 /*
- * Every single-byte corruption, as mutate_all, judged by fdt_check_full:
- * prints "pos value full probe", the probe only for a tree that passed.
+ * Every byte, set to a few values, each corrupt copy judged in a buffer
+ * of the tree's size: prints "pos value " and the judge's line.
  */
-static void mutate_full(void)
+static void mutate_each(void (*judge)(const unsigned char *, size_t))
 {
 	static const int kinds[] = { 0x00, 0xff, -1, -2 };
 	unsigned char *copy = malloc(tree_len);
@@ -282,23 +279,11 @@ static void mutate_full(void)
 		for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
 			int v = kinds[k] >= 0 ? kinds[k] :
 				tree[i] ^ (kinds[k] == -1 ? 0x01 : 0x80);
-			int r;
 
 			memcpy(copy, tree, tree_len);
 			copy[i] = (unsigned char)v;
-			r = fdt_check_full(copy, tree_len);
 			printf("%zu %02x ", i, v);
-			print_probe(r);
-			if (r == 0) {
-				int p = probe(copy, tree_len);
-
-				printf(" ");
-				print_probe(p);
-				if (p >= 0) {
-					printf(" ");
-					print_probe(probe_write(copy, tree_len));
-				}
-			}
+			judge(copy, tree_len);
 			printf("\n");
 		}
 	}
@@ -396,7 +381,7 @@ static int run_op(int argc, char **argv, int i)
 		return next;
 	}
 	if (!strcmp(op, "mutatefull")) {
-		mutate_full();
+		mutate_each(judge_full);
 		return i + 1;
 	}
 	if (!strcmp(op, "readcells")) {
@@ -416,7 +401,7 @@ static int run_op(int argc, char **argv, int i)
 	if (r && strcmp(op, "mutate"))
 		die("tree is not usable; run 'check'");
 	if (!strcmp(op, "mutate")) {
-		mutate_all();
+		mutate_each(judge_probe);
 		return i + 1;
 	}
 	if (!strcmp(op, "path")) {
