@@ -291,6 +291,18 @@ def unterminated_rsvmap() -> bytes:
     return bytes(t)
 
 
+def no_room_for_the_heap() -> bytes:
+    """64 MiB whose every gap around the wrapper (at 16 MiB, as placed) and
+    the tree (at the top) is smaller than the heap's minimum."""
+    from emulator.guest.elf import ElfImage
+    elf = ElfImage(FirmwareBuild().ensure_built().wrapper_elf)
+    start, end = elf.span
+    elf.close()
+    after = 16 * MiB + ((end - start + 0xFFF) & ~0xFFF) + 0x1000
+    return tree(memory=((0, 64 * MiB),),
+                reserves=((0x1000, 16 * MiB - 0x1000), (after, 64 * MiB - 0x10000 - after)))
+
+
 FATALS = [
     Fatal("bad magic", bad_magic, "FATAL: device tree at"),
     Fatal("no memory node", lambda: edit(tree(), lambda f: f.del_node(
@@ -317,10 +329,7 @@ FATALS = [
     Fatal("more reserve entries than the table holds",
           lambda: tree(reserves=tuple((0x400_0000 + i * 0x20000, 0x1000) for i in range(40))),
           "cannot record"),
-    Fatal("no room for the heap",
-          lambda: tree(memory=((0, 64 * MiB),),
-                       reserves=((0x1000, 16 * MiB - 0x1000),
-                                 (16 * MiB + 0x1D000, 48 * MiB - 0x2D000))),
+    Fatal("no room for the heap", lambda: no_room_for_the_heap(),
           "no room for the heap: no free memory large enough"),
     Fatal("reserve map with no terminator in the tree", unterminated_rsvmap,
           "FATAL: device tree"),

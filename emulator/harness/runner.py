@@ -85,7 +85,8 @@ class BootRunner:
             raise ScenarioError(f"--load-at 0x{scenario.wrapper_at:x}: the image must be "
                                 f"loaded at a multiple of 0x{align:x} (its sections' "
                                 f"alignment)")
-        self.layout = place(scenario, ram, end - start)
+        reserved = self.tree.reserves() if self.tree is not None else []
+        self.layout = place(scenario, ram, end - start, reserved)
         dtb = scenario.dtb
         if scenario.initrd is not None and self.tree is not None:
             # As kexec-tools does: /chosen names the initrd it loaded.
@@ -96,7 +97,8 @@ class BootRunner:
             self.layout = dataclasses.replace(
                 place(scenario.replace(dtb=dtb, dtb_at=first.dtb.address,
                                        wrapper_at=first.wrapper.address,
-                                       initrd_at=init.address), ram, end - start),
+                                       initrd_at=init.address), ram, end - start,
+                      reserved),
                 notes=first.notes)
         self.stop_at_handoff = False
         self._fatal_code: int | None = None      # r4 of the last fatal stop

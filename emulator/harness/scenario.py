@@ -10,7 +10,7 @@ says which it chose.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -244,11 +244,41 @@ def _align_down(x: int, a: int) -> int:
     return x - x % a
 
 
-def place(scenario: Scenario, ram: list[tuple[int, int]], wrapper_size: int) -> Layout:
+def _clear_above(start: int, size: int, busy: list[tuple[int, int]]) -> int:
+    """The lowest ALIGN-aligned address from start up whose [a, a + size)
+    meets none of busy's (address, size) ranges."""
+    moved = True
+    while moved:
+        moved = False
+        for a, s in busy:
+            if start < a + s and a < start + size:
+                start = -(-(a + s) // ALIGN) * ALIGN
+                moved = True
+    return start
+
+
+def _clear_below(top: int, size: int, busy: list[tuple[int, int]]) -> int:
+    """The highest ALIGN-aligned address whose [a, a + size) ends by top
+    and meets none of busy's ranges (negative when none does)."""
+    at = _align_down(top - size, ALIGN)
+    moved = True
+    while moved and at >= 0:
+        moved = False
+        for a, s in busy:
+            if at < a + s and a < at + size:
+                at = _align_down(a - size, ALIGN)
+                moved = True
+    return at
+
+
+def place(scenario: Scenario, ram: list[tuple[int, int]], wrapper_size: int,
+          reserved: Sequence[tuple[int, int]] = ()) -> Layout:
     """Chooses what the scenario leaves open, as kexec-tools would: the
     wrapper (our zImage) at 32 MiB, just past a running kernel's end; the
     device tree at the top of the real-mode area and the initrd below it,
-    each 64 KiB aligned.  Checks everything lies in RAM without overlap."""
+    each 64 KiB aligned, and none of them in a range of the reserve map
+    (`reserved`).  An address the scenario gives is taken as it is.
+    Checks everything lies in RAM without overlap."""
     rma = [size for base, size in ram if base == 0]
     rma_end = rma[0] if rma else max((b + s for b, s in ram), default=0)
     # Without a block at 0 the wrapper will refuse the tree; still load
@@ -258,25 +288,37 @@ def place(scenario: Scenario, ram: list[tuple[int, int]], wrapper_size: int) -> 
     dtb_size = len(scenario.dtb)
     initrd_size = len(scenario.initrd) if scenario.initrd is not None else 0
 
+    busy = [(a, s) for a, s in reserved if s > 0]
+    avoiding = " clear of the reserve map" if busy else ""
     wrapper_at = scenario.wrapper_at
     if wrapper_at is None:
-        wrapper_at = low + min(32 * MiB, _align_down(low_size // 4, ALIGN))
+        wrapper_at = _clear_above(low + min(32 * MiB, _align_down(low_size // 4, ALIGN)),
+                                  wrapper_size, busy)
         notes.append(f"wrapper placed at 0x{wrapper_at:x} (kexec-tools puts a "
-                     f"zImage after the running kernel's end)")
+                     f"zImage after the running kernel's end){avoiding}")
+    busy.append((wrapper_at, wrapper_size))
     dtb_at = scenario.dtb_at
     if dtb_at is None:
         if dtb_size > low_size:
             raise ScenarioError(f"the device tree (0x{dtb_size:x} bytes) is larger than "
                                 f"the real-mode area (0x{low_size:x} bytes)")
-        dtb_at = _align_down(low + low_size - dtb_size, ALIGN)
-        notes.append(f"device tree placed at 0x{dtb_at:x} (top of the real-mode area)")
+        dtb_at = _clear_below(low + low_size, dtb_size, busy)
+        if dtb_at < low:
+            raise ScenarioError(f"no room for the device tree (0x{dtb_size:x} bytes) in "
+                                f"the real-mode area{avoiding}: give --dtb-at")
+        notes.append(f"device tree placed at 0x{dtb_at:x} (top of the real-mode "
+                     f"area){avoiding}")
+    busy.append((dtb_at, dtb_size))
     initrd_at = scenario.initrd_at
     if scenario.initrd is not None and initrd_at is None:
         if initrd_size > dtb_at - low:
             raise ScenarioError(f"the initrd (0x{initrd_size:x} bytes) does not fit below "
                                 f"the device tree at 0x{dtb_at:x}: give --initrd-at")
-        initrd_at = _align_down(dtb_at - initrd_size, ALIGN)
-        notes.append(f"initrd placed at 0x{initrd_at:x} (below the device tree)")
+        initrd_at = _clear_below(dtb_at, initrd_size, busy)
+        if initrd_at < low:
+            raise ScenarioError(f"no room for the initrd (0x{initrd_size:x} bytes) below "
+                                f"the device tree{avoiding}: give --initrd-at")
+        notes.append(f"initrd placed at 0x{initrd_at:x} (below the device tree){avoiding}")
     if scenario.initrd is None and initrd_at is not None:
         raise ScenarioError("an initrd address was given without an initrd file")
 
