@@ -291,11 +291,13 @@ static void mutate_each(void (*judge)(const unsigned char *, size_t))
 }
 
 /* The error codes fdt.h defines, by name, for comparison with libfdt's. */
-#define ERRCODE(name)	{ "FDT_ERR_" #name, FDT_ERR_##name }
-static const struct {
+struct errcode {
 	const char *name;
 	int code;
-} errcodes[] = {
+};
+
+#define ERRCODE(name)	{ "FDT_ERR_" #name, FDT_ERR_##name }
+static const struct errcode errcodes[] = {
 	ERRCODE(NOTFOUND), ERRCODE(EXISTS), ERRCODE(NOSPACE),
 	ERRCODE(BADOFFSET), ERRCODE(BADPATH), ERRCODE(TRUNCATED),
 	ERRCODE(BADMAGIC), ERRCODE(BADVERSION), ERRCODE(BADSTRUCTURE),
@@ -304,10 +306,7 @@ static const struct {
 
 /* Ours, which must not collide with libfdt's. */
 #define BWCODE(name)	{ "BW_FDT_ERR_" #name, BW_FDT_ERR_##name }
-static const struct {
-	const char *name;
-	int code;
-} bwerrcodes[] = {
+static const struct errcode bwerrcodes[] = {
 	BWCODE(TOTALSIZE_SMALL), BWCODE(TOTALSIZE_LARGE),
 	BWCODE(RSVMAP_MISPLACED), BWCODE(STRUCT_MISPLACED),
 	BWCODE(STRINGS_MISPLACED), BWCODE(RSVMAP_PAST_END),
@@ -319,6 +318,12 @@ static const struct {
 	BWCODE(NAME_UNTERMINATED), BWCODE(END_NODE_OUTSIDE),
 	BWCODE(NODE_OPEN), BWCODE(NO_ROOT), BWCODE(AFTER_END),
 };
+
+static void print_codes(const struct errcode *codes, size_t n)
+{
+	for (size_t k = 0; k < n; k++)
+		printf("%s=%d\n", codes[k].name, codes[k].code);
+}
 
 static int need(int argc, int i, int n)
 {
@@ -353,14 +358,11 @@ static int run_op(int argc, char **argv, int i)
 		return next;
 	}
 	if (!strcmp(op, "errcodes")) {
-		for (size_t k = 0; k < sizeof(errcodes) / sizeof(errcodes[0]); k++)
-			printf("%s=%d\n", errcodes[k].name, errcodes[k].code);
+		print_codes(errcodes, sizeof(errcodes) / sizeof(errcodes[0]));
 		return i + 1;
 	}
 	if (!strcmp(op, "bwerrcodes")) {
-		for (size_t k = 0; k < sizeof(bwerrcodes) / sizeof(bwerrcodes[0]);
-		     k++)
-			printf("%s=%d\n", bwerrcodes[k].name, bwerrcodes[k].code);
+		print_codes(bwerrcodes, sizeof(bwerrcodes) / sizeof(bwerrcodes[0]));
 		return i + 1;
 	}
 	if (!strcmp(op, "errclass")) {
