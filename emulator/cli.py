@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from . import corpus_cli, report
+from .debug import cli as debug_cli
 from .errors import BwemuError
 from .gdbstub import cli as gdb_cli
 from .guest.entry import CONVENTIONS
@@ -116,13 +117,14 @@ def _read(path: str, what: str) -> bytes:
 def cmd_boot(args: argparse.Namespace) -> int:
     sc = scenario_from_args(args)
     result = boot(sc, FirmwareBuild(policy=sc.policy, abi=args.abi), watch=not args.no_watch,
-                  observers=gdb_cli.observers(args))
+                  observers=debug_cli.observers(args) + gdb_cli.observers(args))
     if args.json:
         print(report.dumps(result))
     else:
         print(report.to_text(result))
         if args.ranges:
             print(report.ranges_text(result))
+    debug_cli.after_boot(args, result)     # the trace file, --map
     return 0 if result.passed else 1
 
 
@@ -161,7 +163,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_fuzz(args: argparse.Namespace) -> int:
     """A fuzz campaign (emulator/harness/fuzz.py): cases start..start+runs of
     campaign --seed, or the one case --only."""
-    from .harness import fuzz   # only when asked: it imports the pool machinery
+    from .harness import fuzz  # only when asked: it imports the pool machinery
     indices = [args.only] if args.only is not None else range(args.start,
                                                               args.start + args.runs)
     out = Path(args.findings)
@@ -259,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--ranges", action="store_true",
                    help="show the range-table timeline")
     b.set_defaults(func=cmd_boot)
+    debug_cli.add_boot_arguments(b)   # --trace*, --map: emulator/debug/cli.py
     gdb_cli.add_boot_options(b)       # --gdb PORT: emulator/gdbstub/cli.py
 
     # --- named scenarios ---

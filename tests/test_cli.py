@@ -70,7 +70,7 @@ def test_budget_exhausted_exits_nonzero():
     (["--dtb-at", "banana"], "is not an address"),
     (["--dtb", "tests/data/../../build/firmware/none.dtb"], "none.dtb: cannot read: No such file"),
     (["--dtb-at", "0x7fff0000"], "is not inside RAM"),
-    (["--wrapper-at", "0xffc0000"], "overlaps"),
+    (["--wrapper-at", "0xffc0000", "--dtb-at", "0xffc0000"], "overlaps"),
     (["--budget", "0"], "greater than 0"),
 ])
 def test_bad_input_gets_a_specific_error_not_a_traceback(args, words):

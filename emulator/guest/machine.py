@@ -77,6 +77,18 @@ class Machine:
         self._stop: Stop | None = None
         self._hooks: list[int] = []
         self._started = False
+        #: emu_start calls so far: a hook that sees it change knows the guest
+        #: was paused and resumed at the PC it stopped at (emulator/coverage/).
+        self.starts = 0
+        #: Run in slices of this many instructions (None: one emu_start).
+        #: Then `progress` is how many instructions had completed before the
+        #: slice now running, or the one a stop fell in: a deterministic
+        #: re-run can go that far at full speed before it records anything
+        #: (emulator/debug/ring.py).  Each slice costs an emu_start (about
+        #: 0.2 ms), so slices are large.
+        self.slice: int | None = None
+        self.progress = 0
+        self._checkpoints: list[tuple[int, Callable[[], None]]] = []
 
     @staticmethod
     def _merge(blocks: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -187,6 +199,12 @@ class Machine:
         """The stop a hook asked for during or since the last run, if any."""
         return self._stop
 
+    def at_instruction(self, count: int, callback: Callable[[], None]) -> None:
+        """callback() once, in the next run, when exactly count instructions
+        have executed (between two instructions: hooks added there need
+        ctl_flush_tb to be seen)."""
+        self._checkpoints.append((count, callback))
+
     def run(self, pc: int, budget: int, until: int | None = None) -> Stop:
         """Runs from pc for at most budget instructions, or until pc reaches
         `until` (then the reason is "until": emu_start's own end address,
@@ -195,18 +213,35 @@ class Machine:
             raise MachineError("the instruction budget must be positive")
         self._stop = None
         self._started = True
-        try:
-            self.uc.emu_start(pc, NEVER if until is None else until,
-                              timeout=0, count=budget)
-        except UcError as e:
-            if self._stop is None:
-                here = self.reg("pc")
-                self._stop = Stop("exception", f"{e} at pc 0x{here:x}", here)
-        if self._stop is not None:
-            return self._stop
-        here = self.reg("pc")
-        if until is not None and here == until:
-            return Stop("until", f"reached 0x{here:x}", here)
+        self.progress = 0
+        end = NEVER if until is None else until
+        pending = sorted(self._checkpoints, key=lambda c: c[0])
+        self._checkpoints = []
+        done = 0
+        while True:
+            # The next pause: the budget, the end of a slice or a checkpoint.
+            target = min([budget, *([done + self.slice] if self.slice else []),
+                          *[n for n, _ in pending if n > done]])
+            try:
+                self.starts += 1
+                self.uc.emu_start(pc, end, timeout=0, count=target - done)
+            except UcError as e:
+                if self._stop is None:
+                    here = self.reg("pc")
+                    self._stop = Stop("exception", f"{e} at pc 0x{here:x}", here)
+            if self._stop is not None:
+                return self._stop
+            here = self.reg("pc")
+            if until is not None and here == until:
+                return Stop("until", f"reached 0x{here:x}", here)
+            done = self.progress = target
+            while pending and pending[0][0] <= done:
+                pending.pop(0)[1]()
+            if self._stop is not None:
+                return self._stop
+            if done >= budget:
+                break
+            pc = here
         self._stop = Stop("budget", f"budget exhausted after {budget} "
                           f"instructions (pc 0x{here:x})", here)
         return self._stop
