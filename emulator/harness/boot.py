@@ -44,7 +44,8 @@ def default_observers(scenario: Scenario, *, mirror: bool = True, watch: bool = 
     if handoff:
         expected = (scenario.attached_initrd if scenario.attached_initrd is not None
                     else scenario.initrd)
-        out.append(HandoffCheck(expected))
+        # A zero-size initrd is no initrd (docs/kexec.md): none must arrive.
+        out.append(HandoffCheck(expected or None))
     if debug:
         out += [RingBuffer(), Inspector()]
     return out
