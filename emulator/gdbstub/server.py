@@ -96,7 +96,7 @@ def _announce(text: str) -> None:
 
 @dataclass
 class GdbFindings:
-    """What the session did: it judges nothing (no verdict), only reports."""
+    """What the session did: a debugging aid, never part of a verdict."""
     port: int
     connected: bool = False
     stops: int = 0              # stop replies sent (breakpoints, steps, interrupts)
@@ -109,7 +109,7 @@ class GdbFindings:
         how = f", ended by {self.ended_by}" if self.ended_by else ""
         detail = (f"gdb on port {self.port}: {self.stops} stops{how}" if self.connected
                   else f"gdb on port {self.port}: never connected")
-        return CheckStatus("gdb", CheckState.NO_VERDICT, detail)
+        return CheckStatus("gdb", CheckState.NOT_A_CHECK, detail)
 
     def to_json(self) -> dict[str, Any]:
         return {"port": self.port, "connected": self.connected, "stops": self.stops,
