@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from . import corpus_cli, report
+from .coverage import cli as coverage_cli
 from .debug import cli as debug_cli
 from .errors import BwemuError
 from .gdbstub import cli as gdb_cli
@@ -308,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     corpus_cli.add_run_parser(sub)        # scenario files: emulator/corpus_cli.py
     corpus_cli.add_record_parser(sub)
+    coverage_cli.add_coverage_parser(sub)   # lcov tracefiles: emulator/coverage/cli.py
     return p
 
 

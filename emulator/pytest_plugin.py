@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from .coverage import pytest_cov
 from .errors import BwemuError
 from .harness.corpus import SUFFIX, boot_file
 from .harness.expectation import Outcome, Verdict, check
@@ -40,6 +41,14 @@ def is_scenario(path: Path, session: pytest.Session) -> bool:
     if path.suffix != SUFFIX or path.name in NOT_SCENARIOS:
         return False
     return "scenarios" in path.parent.parts or session.isinitpath(path)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    pytest_cov.add_option(parser)        # --bwemu-cov FILE: emulator/coverage/pytest_cov.py
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    pytest_cov.write(session)            # the --bwemu-cov tracefile, if asked for
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -82,7 +91,9 @@ class ScenarioItem(pytest.Item):
 
     def runtest(self) -> None:
         sf = self.spec
-        outcome = check(boot_file(sf), sf.expect, sf.xfail)
+        result = boot_file(sf, observers=pytest_cov.observers(self.config))
+        pytest_cov.record(self.config, result)       # --bwemu-cov
+        outcome = check(result, sf.expect, sf.xfail)
         self.user_properties.extend(outcome.properties())
         if outcome.verdict is Verdict.XFAILED:
             pytest.xfail(f"{sf.xfail}: {outcome.summary()}")

@@ -28,6 +28,7 @@ import tomlkit
 
 from ..checkers.model import FATAL_KIND_OF_CODE
 from ..errors import BwemuError, InputError
+from ..guest.observer import Observer
 from .boot import Boot
 from .expectation import Outcome, Verdict, actual_placements, check, overwritten_kinds
 from .firmware import BUILD_ROOT
@@ -65,10 +66,11 @@ def build_lock() -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def boot_file(sf: ScenarioFile) -> BootResult:
-    """Boots a scenario file's Scenario with the default checkers."""
+def boot_file(sf: ScenarioFile, observers: Sequence[Observer] = ()) -> BootResult:
+    """Boots a scenario file's Scenario with the default checkers (and any
+    other observers: the coverage recorder of --bwemu-cov)."""
     with build_lock():
-        prepared = Boot(sf.scenario)
+        prepared = Boot(sf.scenario, observers=observers)
     return prepared.run()
 
 

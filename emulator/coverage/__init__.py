@@ -1,0 +1,1 @@
+"""Line coverage of the wrapper over boots (`bwemu coverage`)."""
