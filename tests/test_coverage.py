@@ -244,3 +244,21 @@ def test_pytest_bwemu_cov_writes_what_bwemu_coverage_writes(tmp_path, workers):
     assert not list(tmp_path.glob("pytest.info.*")), "a worker's part was left behind"
     reference = run(targets([str(ROOT / f) for f in FILES])).tracefile
     assert Tracefile.read(out).files == reference.files
+
+
+def test_missed_lists_the_lines_never_run(tmp_path):
+    out = tmp_path / "default.info"
+    p = subprocess.run([sys.executable, "-m", "emulator.cli", "coverage", "default",
+                        "--missed", "-o", str(out)], cwd=ROOT, capture_output=True,
+                       text=True, timeout=TIMEOUT)
+    assert p.returncode == 0, p.stderr
+    listed = p.stdout.split("lines never run", 1)[1]
+    main = str(ROOT / "firmware" / "main.c")
+    never = source_line(main, "fatal(BW_FATAL_NO_KERNEL")
+    zero = {line for line, n in read_lines(out)[main].items() if n == 0}
+    spans = [where.split("-") for where in
+             (line.split()[0].split(":")[1] for line in listed.splitlines()
+              if line.strip().startswith("firmware/main.c:"))]
+    assert never in zero
+    assert any(int(s[0]) <= never <= int(s[-1]) for s in spans), listed
+    assert "firmware/crt0.S:" in listed

@@ -73,7 +73,37 @@ def cmd_coverage(args: argparse.Namespace) -> int:
           f"{_percent(tf.lines_hit, tf.lines_found)}  "
           f"{tf.functions_hit:3} / {tf.functions_found:<3}")
     print(f"wrote {args.output}; render it with: genhtml {args.output} -o coverage-html")
+    if args.missed:
+        print()
+        print("lines never run (a range spans lines with no instruction between them):")
+        for path in sorted(tf.files):
+            for first, last, text in missed(path, tf.files[path].lines):
+                where = f"{first}" if first == last else f"{first}-{last}"
+                print(f"  {_shown(path)}:{where:9s} {text}")
     return 1 if result.errors else 0
+
+
+def missed(path: str, lines: dict[int, int]) -> list[tuple[int, int, str]]:
+    """The never-run lines of a file as runs (first, last, first's source
+    text): lines with a count, in order, zero ones that follow each other
+    in that order joined."""
+    try:
+        source = Path(path).read_text(errors="replace").splitlines()
+    except OSError:
+        source = []
+    out: list[tuple[int, int, str]] = []
+    start = prev = None
+    for line in [*sorted(lines), None]:
+        if line is not None and lines[line] == 0:
+            if start is None:
+                start = line
+            prev = line
+            continue
+        if start is not None and prev is not None:
+            text = source[start - 1].strip() if start <= len(source) else ""
+            out.append((start, prev, text))
+        start = prev = None
+    return out
 
 
 def add_coverage_parser(sub: Any) -> None:
@@ -94,9 +124,11 @@ def add_coverage_parser(sub: Any) -> None:
     p.add_argument("--per-instruction", action="store_true",
                    help="count with a hook on every instruction instead: several times "
                    "slower, the reference the block counts are checked against")
+    p.add_argument("--missed", action="store_true",
+                   help="also list the lines never run, file by file (docs/coverage.md)")
     p.add_argument("--test-name", default="bwemu", metavar="NAME",
                    help="the tracefile's TN (lcov test name)")
     p.set_defaults(func=cmd_coverage)
 
 
-__all__ = ["add_coverage_parser", "cmd_coverage"]
+__all__ = ["add_coverage_parser", "cmd_coverage", "missed"]
