@@ -109,19 +109,30 @@ static u32 get_le32(const u8 *p)
 	return (u32)p[0] | (u32)p[1] << 8 | (u32)p[2] << 16 | (u32)p[3] << 24;
 }
 
-/* CRC-32 of ISO 3309 as gzip uses it: reflected polynomial 0xedb88320. */
+/*
+ * CRC-32 of ISO 3309 as gzip uses it: reflected polynomial 0xedb88320.
+ * crc_table[n] is the register after shifting the byte n through it from
+ * 0, eight steps.  Each step is linear over GF(2), so the entry of n ^ m
+ * is the entry of n ^ the entry of m: the eight single-bit entries, then
+ * each n as one of them ^ an entry already built (255 XORs, not 2048
+ * steps).  The entry of bit k is one step on from that of bit k + 1,
+ * and the entry of bit 7 is the polynomial itself.
+ */
+static u32 crc_step(u32 c)
+{
+	return (c & 1) ? 0xedb88320u ^ (c >> 1) : c >> 1;
+}
+
 static void crc_init(void)
 {
-	u32 n, k, c;
+	u32 bit, n, c = 0xedb88320u;
 
 	if (crc_table_ready)
 		return;
-	for (n = 0; n < 256; n++) {
-		c = n;
-		for (k = 0; k < 8; k++)
-			c = (c & 1) ? 0xedb88320u ^ (c >> 1) : c >> 1;
-		crc_table[n] = c;
-	}
+	crc_table[0] = 0;
+	for (bit = 0x80; bit; bit >>= 1, c = crc_step(c))
+		for (n = 0; n < 256; n += 2 * bit)
+			crc_table[n | bit] = crc_table[n] ^ c;
 	crc_table_ready = 1;
 }
 
@@ -134,15 +145,33 @@ static u32 crc_update(u32 reg, const u8 *p, size_t n)
 
 /* --- bit input ---------------------------------------------------------- */
 
+/*
+ * Tops bitbuf up to 57..64 bits (fewer only at the end of the input).  In
+ * locals: a byte load may alias the state, which would otherwise be
+ * reloaded and stored again for every byte.
+ */
 static void refill(struct inflate *s)
 {
-	while (s->bitcnt <= 56 && s->pos < s->srclen) {
-		s->bitbuf |= (u64)s->src[s->pos++] << s->bitcnt;
-		s->bitcnt += 8;
+	const u8 *src = s->src;
+	size_t pos = s->pos, end = s->srclen;
+	u64 buf = s->bitbuf;
+	u32 cnt = s->bitcnt;
+
+	while (cnt <= 56 && pos < end) {
+		buf |= (u64)src[pos++] << cnt;
+		cnt += 8;
 	}
+	s->pos = pos;
+	s->bitbuf = buf;
+	s->bitcnt = cnt;
 }
 
-static u32 take_bits(struct inflate *s, u32 n)
+/*
+ * take_bits, get_bits and huff_decode run once or more per symbol: they
+ * are inlined, which -Os would not do (each call cost more than its work).
+ */
+static inline __attribute__((always_inline))
+u32 take_bits(struct inflate *s, u32 n)
 {
 	u32 v = (u32)(s->bitbuf & ((1ull << n) - 1));
 
@@ -152,7 +181,8 @@ static u32 take_bits(struct inflate *s, u32 n)
 }
 
 /* Reads n <= 16 bits, or returns -GUNZIP_ERR_TRUNCATED. */
-static int get_bits(struct inflate *s, u32 n)
+static inline __attribute__((always_inline))
+int get_bits(struct inflate *s, u32 n)
 {
 	if (s->bitcnt < n) {
 		refill(s);
@@ -344,7 +374,8 @@ static int huff_decode_slow(struct inflate *s, const struct huff *h)
 }
 
 /* Returns the next symbol of code h, or a negative error. */
-static int huff_decode(struct inflate *s, const struct huff *h)
+static inline __attribute__((always_inline))
+int huff_decode(struct inflate *s, const struct huff *h)
 {
 	u32 e, len;
 
