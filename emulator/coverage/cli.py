@@ -10,19 +10,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..corpus_cli import jobs
 from .run import BootLine, run, targets
 
 DEFAULT_OUTPUT = "wrapper.info"
-
-
-def _jobs(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of jobs") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
-    return n
 
 
 def _shown(path: str) -> str:
@@ -119,7 +110,7 @@ def add_coverage_parser(sub: Any) -> None:
                    "default: every named scenario of the corpus (scenarios/)")
     p.add_argument("-o", "--output", default=DEFAULT_OUTPUT, metavar="FILE",
                    help=f"the tracefile to write (default {DEFAULT_OUTPUT})")
-    p.add_argument("--jobs", "-j", type=_jobs, default=1, metavar="N",
+    p.add_argument("--jobs", "-j", type=jobs, default=1, metavar="N",
                    help=f"boots at a time (this machine has {os.cpu_count()} cores)")
     p.add_argument("--per-instruction", action="store_true",
                    help="count with a hook on every instruction instead: several times "
