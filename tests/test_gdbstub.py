@@ -217,6 +217,17 @@ def test_gdbs_interrupt_stops_a_continue_between_slices():
     assert result.exit == "kernel" and result.findings["gdb"].ended_by == "exit"
 
 
+@pytest.mark.parametrize("slice_instructions", [2000, 1_000_000])
+def test_gdb_going_away_mid_continue_lets_the_boot_finish(slice_instructions):
+    run = BootInThread(slice_instructions=slice_instructions)
+    c = Client(run.stub.port)
+    c.send_raw(frame(b"vCont;c"))
+    c.close()             # before the reply: it goes to a closed socket
+    result = run.join()
+    assert result.exit == "kernel" and result.passed
+    assert result.findings["gdb"].ended_by == "disconnect"
+
+
 def test_a_checksum_error_is_answered_with_a_retransmission_request():
     run = BootInThread()
     c = Client(run.stub.port)

@@ -70,6 +70,13 @@ class Connection:
 
     # --- bytes ---------------------------------------------------------------------------------
 
+    def _write(self, data: bytes) -> None:
+        try:
+            self.sock.sendall(data)
+        except OSError:
+            self.closed = True
+            raise ConnectionClosed("gdb closed the connection") from None
+
     def _fill(self, timeout: float | None) -> bool:
         """Reads what has arrived (waiting up to timeout; None: until
         something does).  False when nothing came in time."""
@@ -95,7 +102,7 @@ class Connection:
             if b == INTERRUPT:
                 self._interrupt = True
             elif b == ord("-") and self._last_sent:
-                self.sock.sendall(self._last_sent)
+                self._write(self._last_sent)
 
     # --- packets -------------------------------------------------------------------------------
 
@@ -109,9 +116,9 @@ class Connection:
                 sent_sum = bytes(self._buf[end + 1:end + 3]).lower()
                 del self._buf[:end + 3]
                 if checksum(body) != sent_sum:
-                    self.sock.sendall(b"-")
+                    self._write(b"-")
                     continue
-                self.sock.sendall(b"+")
+                self._write(b"+")
                 return unescape(body)
             self._fill(None)
 
@@ -120,7 +127,7 @@ class Connection:
         `-` there sends it again (_drop_noise)."""
         raw = data.encode() if isinstance(data, str) else data
         self._last_sent = frame(raw)
-        self.sock.sendall(self._last_sent)
+        self._write(self._last_sent)
 
     def interrupted(self) -> bool:
         """Whether gdb sent its interrupt byte (0x03) since the last call:
@@ -128,9 +135,9 @@ class Connection:
         try:
             while self._fill(0):
                 pass
+            self._drop_noise()
         except ConnectionClosed:
             self._interrupt = True      # nobody to report to: stop, and let the caller see
-        self._drop_noise()
         hit, self._interrupt = self._interrupt, False
         return hit
 
