@@ -17,7 +17,13 @@
  * that surplus is reported as a length error instead of passing unseen.
  * If the stream ends at skip + len without that announcement (padding
  * after the trailer), it is decoded once more with the CRC on, so a
- * request reaching the end is always verified.
+ * request reaching the end is always verified.  gunzip_range_verified()
+ * decodes every request to the trailer with the CRC on: a caller that
+ * needs only part of the data can still have all of it checked.
+ *
+ * Whenever the stream ends, its trailer is checked before the request's
+ * length is: a stream whose ISIZE is not its length is reported as such
+ * (BADLENGTH), not as too short for the request.
  *
  * Every input read is bounds-checked, every loop consumes input or output
  * that is bounded, so corrupt data yields an error code, never a fault.
@@ -718,9 +724,12 @@ static int run(const u8 *src, size_t srclen, u8 *dst, u64 skip, u64 len,
 	ret = inflate_blocks(s);
 	if (ret)
 		return ret;
+	ret = check_trailer(s);
+	if (ret < 0)
+		return ret;
 	if (s->total < s->end)
 		return -GUNZIP_ERR_SHORT;
-	return check_trailer(s);
+	return ret;
 }
 
 int gunzip_is_gzip(const void *buf, size_t len)
@@ -744,6 +753,20 @@ s64 gunzip_range(const void *src, size_t srclen, void *dst, u64 skip,
 	ret = run(in, srclen, dst, skip, len, check);
 	if (ret == RUN_NEED_CRC)
 		ret = run(in, srclen, dst, skip, len, 1);
+	if (ret < 0)
+		return ret;
+	return (s64)len;
+}
+
+s64 gunzip_range_verified(const void *src, size_t srclen, void *dst,
+			  u64 skip, u64 len)
+{
+	int ret;
+
+	if (skip + len < skip)
+		return -GUNZIP_ERR_SHORT;
+	crc_init();
+	ret = run(src, srclen, dst, skip, len, 1);
 	if (ret < 0)
 		return ret;
 	return (s64)len;

@@ -46,9 +46,13 @@ void kernel_image_get(struct kernel_image *ki)
 	ki->gzipped = gunzip_is_gzip(ki->data, ki->size);
 }
 
-/* Copies payload bytes [skip, skip + len) to dst, inflating if needed. */
+/*
+ * Copies payload bytes [skip, skip + len) to dst, inflating if needed.
+ * With verify, a gzip stream is decoded to its end and its trailer checked
+ * (CRC-32 and ISIZE of all the data, whatever part of it is copied).
+ */
 static void kernel_image_read(const struct kernel_image *ki, void *dst,
-			      u64 skip, u64 len)
+			      u64 skip, u64 len, int verify)
 {
 	s64 got;
 
@@ -60,7 +64,10 @@ static void kernel_image_read(const struct kernel_image *ki, void *dst,
 		memcpy(dst, ki->data + skip, len);
 		return;
 	}
-	got = gunzip_range(ki->data, ki->size, dst, skip, len);
+	if (verify)
+		got = gunzip_range_verified(ki->data, ki->size, dst, skip, len);
+	else
+		got = gunzip_range(ki->data, ki->size, dst, skip, len);
 	if (got < 0)
 		fatal(BW_FATAL_KERNEL_GZIP, "kernel image: %s",
 		      gunzip_strerror((int)got));
@@ -81,28 +88,39 @@ void kernel_image_probe(const struct kernel_image *ki, struct elf_info *ei)
 		if (total < 0)
 			fatal(BW_FATAL_KERNEL_GZIP, "kernel image: %s",
 			      gunzip_strerror((int)total));
+		/* All of it, then: gunzip_range checks the trailer too. */
 		if ((u64)total < len)
 			len = total;
 	} else if (ki->size < len) {
 		len = ki->size;
 	}
-	kernel_image_read(ki, hdr, 0, len);
+	kernel_image_read(ki, hdr, 0, len, 0);
 	err = elf_parse(hdr, len, ei);
 	if (err)
 		fatal(BW_FATAL_KERNEL_ELF, "kernel image: %s", elf_strerror(err));
 }
 
-/* Inflates every PT_LOAD segment to addr and zeroes what follows each. */
+/*
+ * Inflates every PT_LOAD segment to addr and zeroes what follows each.
+ * Each segment is decoded from the stream's start, so the one that ends
+ * furthest into the file is decoded on to the stream's end, which checks
+ * its trailer (CRC-32 and ISIZE) over all of the data: the wrapper hands
+ * on no kernel whose stream does not match its trailer.
+ */
 static void kernel_image_load(const struct kernel_image *ki,
 			      const struct elf_info *ei, u64 addr)
 {
-	u32 i;
+	u32 i, last = 0;
 
+	for (i = 1; i < ei->nsegments; i++)
+		if (ei->seg[i].offset + ei->seg[i].filesz >
+		    ei->seg[last].offset + ei->seg[last].filesz)
+			last = i;
 	for (i = 0; i < ei->nsegments; i++) {
 		const struct elf_segment *s = &ei->seg[i];
 		u8 *dst = (u8 *)(addr + s->paddr);
 
-		kernel_image_read(ki, dst, s->offset, s->filesz);
+		kernel_image_read(ki, dst, s->offset, s->filesz, i == last);
 		memset(dst + s->filesz, 0, s->memsz - s->filesz);
 	}
 }

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -346,10 +347,14 @@ def test_the_wrapper_answers_with_its_own_fatal(case: Fatal) -> None:
 
 def test_a_broken_kernel_payload_gets_the_wrappers_fatal(tmp_path):
     from emulator.harness.fuzz import FuzzCase, scenario_of
+    crc = zlib.crc32(FirmwareBuild().ensure_built().kernel_elf.read_bytes())
     for patch, compressed, words in (
             ((3, b"\xff"), True, "kernel image: not a gzip stream, or an unsupported header"),
             ((10, b"\xff\xff"), True, "kernel image: reserved deflate block type"),
             ((30, b"\x00\x00"), True, "kernel image: invalid Huffman code lengths"),
+            # the trailer: the CRC-32's low byte, ISIZE's high byte
+            ((-8, bytes([crc & 0xFF ^ 0x01])), True, "kernel image: CRC-32 mismatch"),
+            ((-1, b"\x7f"), True, "kernel image: uncompressed size (ISIZE) mismatch"),
             ((0, b"\x00"), False, "kernel image: not an ELF file")):
         case = FuzzCase(0, 0, "test", "", tree(), payload_patch=patch, compressed=compressed)
         r = boot(scenario_of(case, FirmwareBuild(), tmp_path))

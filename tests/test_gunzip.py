@@ -55,6 +55,12 @@ class Runner:
     def whole(self, stream: bytes, length: int) -> tuple[int, bytes]:
         return self.range(stream, 0, length)
 
+    def verified(self, stream: bytes, skip: int, length: int) -> tuple[int, bytes]:
+        """gunzip_range_verified(): the whole stream decoded and checked."""
+        self.path.write_bytes(stream)
+        proc = self.raw("--verified", str(self.path), str(skip), str(length))
+        return proc.returncode, proc.stdout
+
     def batch(self, requests: list[tuple[bytes, int, int]]) -> list[tuple[int, bytes]]:
         """Many (stream, skip, len) requests in one driver process."""
         lines = []
@@ -394,6 +400,54 @@ def test_bad_crc_and_bad_isize(run):
     bad_len = bytes(stream[:-4]) + struct.pack("<I", len(data) - 1)
     assert run.whole(bad_len, len(data))[0] == BADLENGTH
     assert run.whole(bad_len, len(data) - 1)[0] == BADLENGTH
+
+
+def test_a_verified_range_checks_the_whole_trailer(run):
+    """The wrapper reads a kernel's segments, which end before the file
+    does (section headers, symbols): only gunzip_range_verified() then
+    reaches the trailer.  Without it, a stream whose CRC-32 or ISIZE is
+    changed read as fine."""
+    data = text_data(10000)
+    stream = gzip.compress(data, mtime=0)
+    crc = zlib.crc32(data)
+    bad_crc = stream[:-8] + struct.pack("<I", crc ^ 0x8000_0000) + stream[-4:]
+    bad_len = stream[:-4] + struct.pack("<I", len(data) + 0x1_0000)
+    for skip, length in [(0, 0), (0, 1024), (4096, 1500), (9999, 1), (0, len(data))]:
+        want = data[skip:skip + length]
+        assert run.verified(stream, skip, length) == (0, want), (skip, length)
+        assert run.range(bad_crc, skip, length) == (0, want) or skip + length == len(data)
+        assert run.verified(bad_crc, skip, length)[0] == BADCRC, (skip, length)
+        assert run.verified(bad_len, skip, length)[0] == BADLENGTH, (skip, length)
+    # padding after the trailer is not part of the stream
+    assert run.verified(stream + bytes(16), 100, 200) == (0, data[100:300])
+    # the trailer itself cut short
+    assert run.verified(stream[:-3], 0, 10)[0] == TRUNCATED
+    # a range past the data, from a stream whose trailer is right
+    assert run.verified(stream, len(data) - 5, 10)[0] == SHORT
+
+
+def test_a_stream_that_ends_is_judged_by_its_trailer_before_the_request(run):
+    """An ISIZE that claims more data than there is: the request for the
+    announced size is refused as a length mismatch (the stream lies), no
+    longer as the data ending before the range (SHORT)."""
+    data = text_data(3000)
+    stream = gzip.compress(data, mtime=0)
+    claims_more = stream[:-4] + struct.pack("<I", len(data) + 100)
+    assert run.whole(claims_more, len(data) + 100)[0] == BADLENGTH
+    assert run.verified(claims_more, 0, len(data) + 100)[0] == BADLENGTH
+    # the trailer intact, the request simply too long: SHORT as before
+    assert run.whole(stream, len(data) + 100)[0] == SHORT
+
+
+def test_flipped_data_of_a_stored_stream_fails_only_the_crc(run):
+    """A stored block decodes whatever its bytes are: only the CRC can tell
+    (fuzz seed 1 case 140 corrupted a kernel the same way, unseen)."""
+    data = text_data(5000)
+    stream = bytearray(gzip.compress(data, compresslevel=0, mtime=0))
+    stream[10 + 5 + 4000] ^= 0x01          # header, block header, data
+    assert run.whole(bytes(stream), 1000) == (0, data[:1000])
+    assert run.verified(bytes(stream), 0, 1000)[0] == BADCRC
+    assert run.whole(bytes(stream), len(data))[0] == BADCRC
 
 
 def test_crc_checked_when_the_stream_is_followed_by_padding(run):

@@ -2,6 +2,8 @@
  * Host driver for inflate.c, used by tests/test_gunzip.py.
  *
  *   gunzip_driver FILE SKIP LEN   output bytes [SKIP, SKIP+LEN) to stdout
+ *   gunzip_driver --verified ...  the same through gunzip_range_verified()
+ *                                 (before FILE SKIP LEN or --batch)
  *   gunzip_driver --size FILE     print gunzip_size()
  *   gunzip_driver --is-gzip FILE  print gunzip_is_gzip()
  *   gunzip_driver --strerror N    print gunzip_strerror(N)
@@ -21,6 +23,8 @@
 #include "read_file.h"
 
 #include "gunzip.h"
+
+static int verified;	/* --verified: gunzip_range_verified() */
 
 static unsigned long long parse_u64(const char *s)
 {
@@ -52,7 +56,10 @@ static int decode_file(const char *path, unsigned long long skip,
 	dst = malloc(len ? len : 1);
 	if (!dst)
 		exit(101);
-	ret = gunzip_range(src, srclen, dst, skip, len);
+	if (verified)
+		ret = gunzip_range_verified(src, srclen, dst, skip, len);
+	else
+		ret = gunzip_range(src, srclen, dst, skip, len);
 	free(src);
 	if (ret >= 0 && ret != (long long)len) {
 		fprintf(stderr, "gunzip_range returned %lld, not %llu\n", ret, len);
@@ -94,6 +101,11 @@ int main(int argc, char **argv)
 	long long ret;
 	int rc;
 
+	if (argc >= 2 && !strcmp(argv[1], "--verified")) {
+		verified = 1;
+		argc--;
+		argv++;
+	}
 	if (argc == 2 && !strcmp(argv[1], "--batch"))
 		return batch();
 	if (argc == 3 && !strcmp(argv[1], "--strerror")) {
@@ -116,7 +128,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (argc != 4) {
-		fprintf(stderr, "usage: %s FILE SKIP LEN\n", argv[0]);
+		fprintf(stderr, "usage: gunzip_driver [--verified] FILE SKIP LEN\n");
 		return 103;
 	}
 	skip = parse_u64(argv[2]);

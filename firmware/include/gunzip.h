@@ -35,6 +35,16 @@ int gunzip_is_gzip(const void *buf, size_t len);
 s64 gunzip_range(const void *src, size_t srclen, void *dst, u64 skip,
 		 u64 len);
 
+/*
+ * As gunzip_range, but the whole stream is decoded whatever the range, and
+ * its trailer checked: -GUNZIP_ERR_BADCRC when the CRC-32 of all the data
+ * differs from the trailer's, -GUNZIP_ERR_BADLENGTH when ISIZE differs
+ * from its length (mod 2^32).  Output bytes [skip, skip + len) are written
+ * to dst on the way, as gunzip_range writes them.
+ */
+s64 gunzip_range_verified(const void *src, size_t srclen, void *dst,
+			  u64 skip, u64 len);
+
 /* Total decompressed size, read from the ISIZE trailer (mod 2^32). */
 s64 gunzip_size(const void *src, size_t srclen);
 
