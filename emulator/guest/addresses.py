@@ -13,11 +13,15 @@ offset, and LoadedImage is the only code that adds or subtracts it.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import NewType
+from typing import NewType, TypeVar
 
+from . import image_cache
 from .elf import ElfImage, SourceLocation, Symbol
+
+T = TypeVar("T")
 
 LinkAddress = NewType("LinkAddress", int)
 GuestAddress = NewType("GuestAddress", int)
@@ -106,6 +110,25 @@ class LoadedImage:
         """Every word of the image's executable segments, where it lies in
         the guest (for scans for instructions such as mftb or `b .`)."""
         return self._code
+
+    def scan_code(self, kind: str,
+                  match: Callable[[int], T | None]) -> list[tuple[GuestAddress, T]]:
+        """(guest address, match(word)) of every word of the executable
+        segments for which match gives something: the scan for mftb, `b .`
+        and the like, made once per image content for each kind (the
+        answers are kept in link addresses: emulator/guest/image_cache.py).
+        The same kind must always come with the same match."""
+        def scan(_path: object) -> list[tuple[int, T]]:
+            out: list[tuple[int, T]] = []
+            for seg in self.elf.segments:
+                if seg.executable:
+                    n = len(seg.data) // 4
+                    words = struct.unpack(f">{n}I", seg.data[:4 * n])
+                    out += [(seg.vaddr + 4 * i, hit) for i, w in enumerate(words)
+                            if (hit := match(w)) is not None]
+            return out
+        found = image_cache.fact(self.elf.path, f"{type(self.elf).__name__}-scan-{kind}", scan)
+        return [(self.to_guest(a), hit) for a, hit in found]
 
     def segments(self) -> list[tuple[GuestAddress, bytes]]:
         """Each PT_LOAD's file bytes and where they go in the guest."""

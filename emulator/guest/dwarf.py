@@ -23,11 +23,7 @@ import pickle
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
-
-from elftools.dwarf.die import DIE
-from elftools.elf.elffile import ELFFile
-from elftools.elf.sections import SymbolTableSection
+from typing import TYPE_CHECKING, Any
 
 from wrapper_model.layout import (
     ArrayLayout,
@@ -39,6 +35,11 @@ from wrapper_model.layout import (
 )
 
 from ..errors import SetupError
+from .image_cache import disk_cache_dir
+
+if TYPE_CHECKING:     # pyelftools is imported only to parse (a warm cache never does)
+    from elftools.dwarf.die import DIE
+    from elftools.elf.elffile import ELFFile
 
 # Tags whose only job is to wrap another type.
 _TRANSPARENT_TAGS = frozenset({
@@ -225,6 +226,7 @@ def _variable_type_die(elf: ELFFile, reader: _Reader, symbol: str) -> DIE:
 
 def _symbol_size(elf: ELFFile, reader: _Reader, symbol: str) -> int:
     symtab = elf.get_section_by_name(".symtab")
+    from elftools.elf.sections import SymbolTableSection
     if not isinstance(symtab, SymbolTableSection):
         raise reader.fail("the ELF has no .symtab to check the size against")
     sizes = {s["st_size"] for s in symtab.get_symbol_by_name(symbol) or []
@@ -262,17 +264,6 @@ DISK_CACHE_VERSION = 1
 parses = 0
 
 
-def disk_cache_dir() -> Path | None:
-    """Where parsed layouts are kept between processes: $BWEMU_CACHE_DIR,
-    else $XDG_CACHE_HOME/bwemu, else ~/.cache/bwemu.  BWEMU_CACHE_DIR set
-    to the empty string turns the disk cache off."""
-    env = os.environ.get("BWEMU_CACHE_DIR")
-    if env is not None:
-        return Path(env) if env else None
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "bwemu"
-
-
 def _load_cached(file: Path) -> StructLayout | None:
     try:
         with file.open("rb") as f:
@@ -304,7 +295,7 @@ def struct_layout(elf: str | os.PathLike[str] | ELFFile, symbol: str) -> StructL
     (there is nothing reliable to key on).
     """
     global parses
-    if isinstance(elf, ELFFile):
+    if not isinstance(elf, (str, os.PathLike)):      # an open ELFFile
         name = getattr(elf.stream, "name", "<elf>")
         parses += 1
         return read_struct_layout(elf, symbol, str(name))
@@ -330,6 +321,7 @@ def struct_layout(elf: str | os.PathLike[str] | ELFFile, symbol: str) -> StructL
         if hit is not None:
             _cache[key] = hit
             return hit
+    from elftools.elf.elffile import ELFFile
     try:
         elffile = ELFFile(io.BytesIO(data))
     except Exception as exc:  # pyelftools raises several kinds

@@ -19,14 +19,9 @@ import struct
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import BinaryIO
-
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
-from elftools.elf.relocation import RelocationSection
-from elftools.elf.sections import SymbolTableSection
 
 from ..errors import InputError
+from . import image_cache
 
 
 class ElfImageError(InputError):
@@ -34,6 +29,7 @@ class ElfImageError(InputError):
 
 
 PF_X = 1
+SHF_WRITE, SHF_ALLOC = 1, 2
 #: (ELF class, e_machine) of the images bwemu runs: big-endian only.
 MACHINES = {(64, "EM_PPC64"), (32, "EM_PPC")}
 
@@ -65,54 +61,146 @@ class SourceLocation:
         return f"{self.function or '?'} ({where})"
 
 
+@dataclass(frozen=True)
+class ElfFacts:
+    """Everything ElfImage needs from the file but its line table, read in
+    one pass (kept per content: emulator/guest/image_cache.py)."""
+    bits: int
+    entry: int
+    e_flags: int
+    segments: list[Segment]
+    loads: list[tuple[int, int, int]]         # PT_LOAD (p_vaddr, p_filesz, p_offset)
+    load_alignment: int
+    position_independent: bool
+    opd: tuple[int, bytes] | None
+    readonly: list[tuple[str, int, int]]
+    relocation_targets: frozenset[int]
+    symbols: dict[str, Symbol]
+    local_offsets: dict[str, int]
+    all_functions: list[Symbol]
+
+
+def _read_facts(path: Path) -> ElfFacts:
+    """Parses the file with pyelftools (imported only here: a warm cache
+    never loads it)."""
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+    from elftools.elf.relocation import RelocationSection
+    from elftools.elf.sections import SymbolTableSection
+    try:
+        f = open(path, "rb")  # noqa: SIM115   (closed below)
+    except FileNotFoundError:
+        raise ElfImageError(f"{path}: no such file") from None
+    with f:
+        try:
+            elf = ELFFile(f)
+        except ELFError as e:
+            raise ElfImageError(f"{path}: not an ELF file ({e})") from None
+        if elf.little_endian or (elf.elfclass, elf["e_machine"]) not in MACHINES:
+            raise ElfImageError(f"{path}: not a big-endian PowerPC ELF "
+                                f"(ELF{elf.elfclass} {elf['e_machine']}, "
+                                f"{'little' if elf.little_endian else 'big'}-endian)")
+        bits = elf.elfclass
+        phdrs = list(elf.iter_segments())
+        loads = [s for s in phdrs if s["p_type"] == "PT_LOAD"]
+        sections = list(elf.iter_sections())
+        opd = elf.get_section_by_name(".opd")
+        symbols: dict[str, Symbol] = {}
+        local_offsets: dict[str, int] = {}
+        functions: list[Symbol] = []
+        table = elf.get_section_by_name(".symtab")
+        if isinstance(table, SymbolTableSection):     # None when stripped
+            for sym in table.iter_symbols():
+                t = sym["st_info"]["type"]
+                undefined = sym["st_shndx"] == "SHN_UNDEF"
+                if sym.name and t == "STT_FUNC" and not undefined:
+                    functions.append(Symbol(sym.name, sym["st_value"], sym["st_size"], "func"))
+                if not sym.name or undefined or t in ("STT_FILE", "STT_SECTION"):
+                    continue
+                kind = {"STT_FUNC": "func", "STT_OBJECT": "object"}.get(t, "other")
+                symbols.setdefault(sym.name, Symbol(sym.name, sym["st_value"],
+                                                    sym["st_size"], kind))
+                # st_other's local-entry bits are an ELFv2 (64-bit) notion.
+                local = sym["st_other"]["local"] if bits == 64 else 0
+                if kind == "func" and local and sym.name not in local_offsets:
+                    local_offsets[sym.name] = _local_entry_offset(local)
+        relocated: set[int] = set()
+        for sec in sections:
+            if isinstance(sec, RelocationSection) and sec["sh_flags"] & SHF_ALLOC:
+                relocated.update(rel["r_offset"] for rel in sec.iter_relocations())
+        return ElfFacts(
+            bits=bits, entry=elf["e_entry"], e_flags=elf["e_flags"],
+            segments=[Segment(s["p_vaddr"], s["p_memsz"], s.data(), bool(s["p_flags"] & PF_X))
+                      for s in loads],
+            loads=[(s["p_vaddr"], s["p_filesz"], s["p_offset"]) for s in loads],
+            # Where the image may be loaded: a multiple of this, its sections'
+            # largest alignment (at least a word).  Not p_align, the linker's
+            # page size: a position-independent image runs at any address
+            # that keeps its sections aligned (ours at 0x100 under QEMU).
+            load_alignment=max([4] + [sec["sh_addralign"] for sec in sections
+                                      if sec["sh_flags"] & SHF_ALLOC]),
+            # Relocatable where it is loaded (a PIE: ET_DYN, or a PT_DYNAMIC
+            # for its start-up code to apply, as Linux's zImage.epapr has).
+            position_independent=elf["e_type"] == "ET_DYN" or any(
+                s["p_type"] == "PT_DYNAMIC" for s in phdrs),
+            opd=(opd["sh_addr"], opd.data()) if opd is not None else None,
+            readonly=[(sec.name, sec["sh_addr"], sec["sh_size"]) for sec in sections
+                      if sec["sh_flags"] & SHF_ALLOC and not sec["sh_flags"] & SHF_WRITE
+                      and sec["sh_size"] and sec["sh_type"] != "SHT_NOBITS"],
+            relocation_targets=frozenset(relocated),
+            symbols=symbols, local_offsets=local_offsets, all_functions=functions)
+
+
+def _read_lines(path: Path) -> tuple[list[int], list[tuple[str, int]]]:
+    """The DWARF line table: sorted addresses and their (file, line)."""
+    from elftools.elf.elffile import ELFFile
+    rows: list[tuple[int, str, int]] = []
+    with open(path, "rb") as f:
+        elf = ELFFile(f)
+        if not elf.has_dwarf_info():
+            return [], []
+        dwarf = elf.get_dwarf_info()
+        for cu in dwarf.iter_CUs():
+            prog = dwarf.line_program_for_CU(cu)
+            if prog is None:
+                continue
+            names = prog["file_entry"]
+            version = prog.header["version"]
+            for entry in prog.get_entries():
+                st = entry.state
+                if st is None or st.end_sequence:
+                    continue
+                idx = st.file if version >= 5 else st.file - 1
+                name = names[idx].name.decode() if 0 <= idx < len(names) else "?"
+                rows.append((st.address, name, st.line))
+    rows.sort()
+    return [r[0] for r in rows], [(r[1], r[2]) for r in rows]
+
+
 class ElfImage:
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        try:
-            # Open for the image's lifetime (ELFFile reads lazily); close() closes it.
-            self._file: BinaryIO | None = open(self.path, "rb")  # noqa: SIM115
-            self._elf = ELFFile(self._file)
-        except FileNotFoundError:
-            raise ElfImageError(f"{self.path}: no such file") from None
-        except ELFError as e:
-            raise ElfImageError(f"{self.path}: not an ELF file ({e})") from None
-        if self._elf.little_endian or \
-                (self._elf.elfclass, self._elf["e_machine"]) not in MACHINES:
-            raise ElfImageError(f"{self.path}: not a big-endian PowerPC ELF "
-                                f"(ELF{self._elf.elfclass} {self._elf['e_machine']}, "
-                                f"{'little' if self._elf.little_endian else 'big'}-endian)")
+        facts = image_cache.fact(self.path, "elf", _read_facts)
+        self._facts = facts
         #: 32 or 64: the ELF class, which is also the mode its code runs in.
-        self.bits: int = self._elf.elfclass
-        self.entry = self._elf["e_entry"]
-        loads = [s for s in self._elf.iter_segments() if s["p_type"] == "PT_LOAD"]
-        self.segments = [Segment(s["p_vaddr"], s["p_memsz"], s.data(),
-                                 bool(s["p_flags"] & PF_X)) for s in loads]
-        #: Where the image may be loaded: a multiple of this, its sections'
-        #: largest alignment (at least a word).  Not p_align, the linker's
-        #: page size: a position-independent image runs at any address
-        #: that keeps its sections aligned (ours at 0x100 under QEMU).
-        self.load_alignment = max([4] + [sec["sh_addralign"] for sec in
-                                         self._elf.iter_sections() if sec["sh_flags"] & 2])
-        #: Relocatable where it is loaded (a PIE: ET_DYN, or a PT_DYNAMIC
-        #: for its start-up code to apply, as Linux's zImage.epapr has).
-        self.position_independent = self._elf["e_type"] == "ET_DYN" or any(
-            s["p_type"] == "PT_DYNAMIC" for s in self._elf.iter_segments())
+        self.bits: int = facts.bits
+        self.entry = facts.entry
+        self.segments = facts.segments
+        self.load_alignment = facts.load_alignment
+        self.position_independent = facts.position_independent
         if not self.segments:
             raise ElfImageError(f"{self.path}: no PT_LOAD segment")
-        self._local_offsets: dict[str, int] = {}   # filled with symbols
-        opd = self._elf.get_section_by_name(".opd")
-        self._opd = (opd["sh_addr"], opd.data()) if opd is not None else None
+        self._local_offsets: dict[str, int] = facts.local_offsets
+        self._opd = facts.opd
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
+        """Nothing to close: the file is read once, when first parsed."""
 
     def file_offset(self, addr: int) -> int:
         """Where in the file the byte at link address addr is."""
-        for seg in self._elf.iter_segments():
-            if seg["p_type"] == "PT_LOAD" and \
-                    seg["p_vaddr"] <= addr < seg["p_vaddr"] + seg["p_filesz"]:
-                return seg["p_offset"] + addr - seg["p_vaddr"]
+        for vaddr, filesz, offset in self._facts.loads:
+            if vaddr <= addr < vaddr + filesz:
+                return offset + addr - vaddr
         raise ElfImageError(f"{self.path}: link address 0x{addr:x} has no file bytes")
 
     def read(self, addr: int, size: int) -> bytes:
@@ -126,14 +214,7 @@ class ElfImage:
     def readonly_sections(self) -> list[tuple[str, int, int]]:
         """(name, link address, size) of every allocated section with file
         bytes that is not writable: what the image itself must not write."""
-        SHF_WRITE, SHF_ALLOC = 1, 2
-        out = []
-        for sec in self._elf.iter_sections():
-            flags = sec["sh_flags"]
-            if flags & SHF_ALLOC and not flags & SHF_WRITE and sec["sh_size"] \
-                    and sec["sh_type"] != "SHT_NOBITS":
-                out.append((sec.name, sec["sh_addr"], sec["sh_size"]))
-        return out
+        return list(self._facts.readonly)
 
     @cached_property
     def relocation_targets(self) -> frozenset[int]:
@@ -141,12 +222,7 @@ class ElfImage:
         relocates (r_offset of its allocated, i.e. dynamic, relocation
         sections): a position-independent image writes them as it starts,
         even inside its text (Linux's crt0 keeps p_start and friends there)."""
-        SHF_ALLOC = 2
-        out: set[int] = set()
-        for sec in self._elf.iter_sections():
-            if isinstance(sec, RelocationSection) and sec["sh_flags"] & SHF_ALLOC:
-                out.update(rel["r_offset"] for rel in sec.iter_relocations())
-        return frozenset(out)
+        return self._facts.relocation_targets
 
     @property
     def elfv1(self) -> bool:
@@ -155,7 +231,7 @@ class ElfImage:
     @property
     def elfv2(self) -> bool:
         """e_flags' ABI version bits (EF_PPC64_ABI, the low two) say 2."""
-        return self.bits == 64 and self._elf["e_flags"] & 3 == 2
+        return self.bits == 64 and self._facts.e_flags & 3 == 2
 
     @property
     def span(self) -> tuple[int, int]:
@@ -165,23 +241,7 @@ class ElfImage:
 
     @cached_property
     def symbols(self) -> dict[str, Symbol]:
-        table = self._elf.get_section_by_name(".symtab")
-        out: dict[str, Symbol] = {}
-        if not isinstance(table, SymbolTableSection):   # None when stripped
-            return out
-        for sym in table.iter_symbols():
-            t = sym["st_info"]["type"]
-            if not sym.name or sym["st_shndx"] == "SHN_UNDEF" or \
-                    t in ("STT_FILE", "STT_SECTION"):
-                continue
-            kind = {"STT_FUNC": "func", "STT_OBJECT": "object"}.get(t, "other")
-            out.setdefault(sym.name, Symbol(sym.name, sym["st_value"],
-                                            sym["st_size"], kind))
-            # st_other's local-entry bits are an ELFv2 (64-bit) notion.
-            local = sym["st_other"]["local"] if self.bits == 64 else 0
-            if kind == "func" and local and sym.name not in self._local_offsets:
-                self._local_offsets[sym.name] = _local_entry_offset(local)
-        return out
+        return self._facts.symbols
 
     def symbol(self, name: str) -> Symbol:
         try:
@@ -212,13 +272,7 @@ class ElfImage:
     def _all_functions(self) -> list[Symbol]:
         """Every function symbol, local ones of the same name included
         (Linux's wrapper has three static exit()s); symbols keeps one."""
-        table = self._elf.get_section_by_name(".symtab")
-        if not isinstance(table, SymbolTableSection):
-            return []
-        return [Symbol(sym.name, sym["st_value"], sym["st_size"], "func")
-                for sym in table.iter_symbols()
-                if sym.name and sym["st_info"]["type"] == "STT_FUNC"
-                and sym["st_shndx"] != "SHN_UNDEF"]
+        return self._facts.all_functions
 
     @cached_property
     def _functions(self) -> tuple[list[int], list[tuple[int, str]]]:
@@ -255,25 +309,7 @@ class ElfImage:
 
     @cached_property
     def _lines(self) -> tuple[list[int], list[tuple[str, int]]]:
-        rows: list[tuple[int, str, int]] = []
-        if not self._elf.has_dwarf_info():
-            return [], []
-        dwarf = self._elf.get_dwarf_info()
-        for cu in dwarf.iter_CUs():
-            prog = dwarf.line_program_for_CU(cu)
-            if prog is None:
-                continue
-            names = prog["file_entry"]
-            version = prog.header["version"]
-            for entry in prog.get_entries():
-                st = entry.state
-                if st is None or st.end_sequence:
-                    continue
-                idx = st.file if version >= 5 else st.file - 1
-                name = names[idx].name.decode() if 0 <= idx < len(names) else "?"
-                rows.append((st.address, name, st.line))
-        rows.sort()
-        return [r[0] for r in rows], [(r[1], r[2]) for r in rows]
+        return image_cache.fact(self.path, "elf-lines", _read_lines)
 
     def locate(self, addr: int) -> SourceLocation:
         """Function and source line of a link-time code address."""

@@ -21,13 +21,17 @@ from .machine import Machine
 BRANCH_TO_SELF = 0x48000000
 
 
+def _branch_to_self(word: int) -> bool | None:
+    return True if word == BRANCH_TO_SELF else None
+
+
 class SpinStop:
     """Stops the machine at the first branch-to-self in the image."""
 
     def __init__(self, machine: Machine, image: LoadedImage, console: Console) -> None:
         self.machine = machine
         self.console = console
-        self.sites = [addr for addr, word in image.code_words() if word == BRANCH_TO_SELF]
+        self.sites = [addr for addr, _ in image.scan_code("spin", _branch_to_self)]
         for addr in self.sites:
             machine.uc.hook_add(UC_HOOK_BLOCK, self._spin, begin=addr, end=addr)
 

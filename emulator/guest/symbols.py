@@ -34,15 +34,14 @@ import os
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from elftools.common.exceptions import DWARFError, ELFError
-from elftools.dwarf.callframe import FDE, RegisterRule
-from elftools.elf.elffile import ELFFile
-from elftools.elf.sections import SymbolTableSection
-
+from . import image_cache
 from .addresses import LoadedImage
 from .elf import ElfImage, SourceLocation
+
+if TYPE_CHECKING:
+    from elftools.dwarf.callframe import FDE
 
 SHF_EXECINSTR = 4
 #: DWARF's number for the link register on PowerPC (both ABIs, GCC and clang).
@@ -109,9 +108,9 @@ class FrameRule:
     ra_reg: int = DWARF_LR
 
 
-_RULE_KINDS = {RegisterRule.OFFSET: "offset", RegisterRule.VAL_OFFSET: "val_offset",
-               RegisterRule.REGISTER: "register", RegisterRule.SAME_VALUE: "same",
-               RegisterRule.UNDEFINED: "undefined"}
+#: pyelftools' RegisterRule kinds (its constants are these strings).
+_RULE_KINDS = {"OFFSET": "offset", "VAL_OFFSET": "val_offset", "REGISTER": "register",
+               "SAME_VALUE": "same", "UNDEFINED": "undefined"}
 
 
 @dataclass
@@ -134,11 +133,11 @@ class ImageSymbols:
         self.span = (0, 0)
         self._funcs: list[tuple[int, int, str]] = []      # start, end, name (sized)
         self._labels: list[tuple[int, str]] = []          # start, name (sizeless)
-        try:
-            with open(self.path, "rb") as f:
-                self._read_symbols(ELFFile(f))
-        except (OSError, ELFError, DWARFError):
-            pass      # a raw image: no symbols, no lines, no CFI
+        # Parsed once per file content (emulator/guest/image_cache.py).
+        read = image_cache.fact(self.path, "symbols", _read_symbol_facts)
+        if read is not None:
+            (self.is_elf, self.bits, self.entry, self.code, self.span,
+             self._funcs, self._labels) = read
         self._func_starts = [s for s, _, _ in self._funcs]
         self._label_starts = [s for s, _ in self._labels]
         self._rules: dict[int, FrameRule | None] = {}
@@ -155,95 +154,17 @@ class ImageSymbols:
 
     # --- reading ------------------------------------------------------------
 
-    def _read_symbols(self, elf: ELFFile) -> None:
-        self.is_elf = True
-        self.bits = elf.elfclass
-        self.entry = elf["e_entry"]
-        loads = [s for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"]
-        if loads:
-            self.span = (min(s["p_vaddr"] for s in loads),
-                         max(s["p_vaddr"] + s["p_memsz"] for s in loads))
-        for sec in elf.iter_sections():
-            if sec["sh_flags"] & SHF_EXECINSTR and sec["sh_size"]:
-                self.code.append((sec["sh_addr"], sec["sh_addr"] + sec["sh_size"]))
-        if not self.code:     # no section headers: the executable segments
-            self.code = [(s["p_vaddr"], s["p_vaddr"] + s["p_filesz"])
-                         for s in elf.iter_segments()
-                         if s["p_type"] == "PT_LOAD" and s["p_flags"] & 1]
-        self.code.sort()
-        opd = elf.get_section_by_name(".opd") if self.bits == 64 else None
-        opd_base, opd_data = (opd["sh_addr"], opd.data()) if opd is not None else (0, b"")
-        table = elf.get_section_by_name(".symtab")
-        if not isinstance(table, SymbolTableSection):
-            return
-        funcs: list[tuple[int, int, str]] = []
-        labels: list[tuple[int, int, str]] = []
-        for sym in table.iter_symbols():
-            kind = sym["st_info"]["type"]
-            name = sym.name
-            if not name or sym["st_shndx"] == "SHN_UNDEF" or name.startswith(".L"):
-                continue
-            value, size = sym["st_value"], sym["st_size"]
-            if kind == "STT_FUNC":
-                if opd_base <= value < opd_base + len(opd_data) - 7:
-                    value = int.from_bytes(opd_data[value - opd_base:value - opd_base + 8],
-                                           "big")
-                if size:
-                    funcs.append((value, value + size, name))
-                else:
-                    labels.append((value, 0, name))
-            elif kind == "STT_NOTYPE" and self.contains_code(value):
-                labels.append((value, len(name), name))
-        funcs.sort()
-        self._funcs = funcs
-        # At one address the function comes first, then the shorter name
-        # (_start over _start_image); one label per address is enough.
-        labels.sort()
-        seen: set[int] = set()
-        for value, _, name in labels:
-            if value not in seen:
-                seen.add(value)
-                self._labels.append((value, name))
-
     @cached_property
     def _lines(self) -> _Lines:
-        out = _Lines()
         if not self.is_elf:
-            return out
-        rows: list[tuple[int, str, int, int]] = []
-        try:
-            with open(self.path, "rb") as f:
-                elf = ELFFile(f)
-                if not elf.has_dwarf_info():
-                    return out
-                dwarf = elf.get_dwarf_info()
-                for cu in dwarf.iter_CUs():
-                    prog = dwarf.line_program_for_CU(cu)
-                    if prog is None:
-                        continue
-                    names = prog["file_entry"]
-                    v5 = prog.header["version"] >= 5
-                    seq: list[tuple[int, str, int]] = []
-                    for entry in prog.get_entries():
-                        st = entry.state
-                        if st is None:
-                            continue
-                        if st.end_sequence:
-                            rows += [(a, fn, ln, st.address) for a, fn, ln in seq]
-                            seq = []
-                            continue
-                        idx = st.file if v5 else st.file - 1
-                        fname = names[idx].name.decode() if 0 <= idx < len(names) else "?"
-                        seq.append((st.address, fname, st.line))
-        except (OSError, ELFError, DWARFError):
-            return out
-        rows.sort(key=lambda r: r[0])
-        out.addrs = [r[0] for r in rows]
-        out.rows = [(r[1], r[2], r[3]) for r in rows]
-        return out
+            return _Lines()
+        return image_cache.fact(self.path, "symbols-lines", _read_line_rows)
 
     @cached_property
     def _fdes(self) -> tuple[list[int], list[tuple[int, FDE]]]:
+        from elftools.common.exceptions import DWARFError, ELFError
+        from elftools.dwarf.callframe import FDE
+        from elftools.elf.elffile import ELFFile
         starts: list[tuple[int, int, FDE]] = []
         if not self.is_elf:
             return [], []
@@ -336,7 +257,7 @@ class ImageSymbols:
             return None
         rules: dict[int, tuple[str, int]] = {}
         for reg, rule in row.items():
-            if isinstance(reg, int) and isinstance(rule, RegisterRule):
+            if isinstance(reg, int) and hasattr(rule, "type") and hasattr(rule, "arg"):
                 kind = _RULE_KINDS.get(rule.type)
                 if kind is None:
                     return None      # an expression: not something bwemu evaluates
@@ -364,6 +285,109 @@ class ImageSymbols:
             return None
         hit = self.function_at(self.entry)
         return hit[0] if hit is not None and hit[1] == self.entry else None
+
+
+_SymbolFacts = tuple[bool, int, "int | None", list[tuple[int, int]], tuple[int, int],
+                     list[tuple[int, int, str]], list[tuple[int, str]]]
+
+
+def _read_symbol_facts(path: Path) -> _SymbolFacts | None:
+    """(is_elf, bits, entry, code, span, funcs, labels) of an ELF file
+    (pyelftools); None for a file that is not one (a raw image)."""
+    from elftools.common.exceptions import DWARFError, ELFError
+    from elftools.elf.elffile import ELFFile
+    from elftools.elf.sections import SymbolTableSection
+    try:
+        with open(path, "rb") as f:
+            elf = ELFFile(f)
+            bits = elf.elfclass
+            entry = elf["e_entry"]
+            span = (0, 0)
+            code: list[tuple[int, int]] = []
+            loads = [s for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"]
+            if loads:
+                span = (min(s["p_vaddr"] for s in loads),
+                        max(s["p_vaddr"] + s["p_memsz"] for s in loads))
+            for sec in elf.iter_sections():
+                if sec["sh_flags"] & SHF_EXECINSTR and sec["sh_size"]:
+                    code.append((sec["sh_addr"], sec["sh_addr"] + sec["sh_size"]))
+            if not code:     # no section headers: the executable segments
+                code = [(s["p_vaddr"], s["p_vaddr"] + s["p_filesz"])
+                        for s in loads if s["p_flags"] & 1]
+            code.sort()
+            opd = elf.get_section_by_name(".opd") if bits == 64 else None
+            opd_base, opd_data = (opd["sh_addr"], opd.data()) if opd is not None else (0, b"")
+            funcs: list[tuple[int, int, str]] = []
+            labels: list[tuple[int, int, str]] = []
+            table = elf.get_section_by_name(".symtab")
+            symbols = table.iter_symbols() if isinstance(table, SymbolTableSection) else ()
+            for sym in symbols:
+                kind = sym["st_info"]["type"]
+                name = sym.name
+                if not name or sym["st_shndx"] == "SHN_UNDEF" or name.startswith(".L"):
+                    continue
+                value, size = sym["st_value"], sym["st_size"]
+                if kind == "STT_FUNC":
+                    if opd_base <= value < opd_base + len(opd_data) - 7:
+                        value = int.from_bytes(opd_data[value - opd_base:value - opd_base + 8],
+                                               "big")
+                    if size:
+                        funcs.append((value, value + size, name))
+                    else:
+                        labels.append((value, 0, name))
+                elif kind == "STT_NOTYPE" and any(s <= value < e for s, e in code):
+                    labels.append((value, len(name), name))
+    except (OSError, ELFError, DWARFError):
+        return None      # a raw image: no symbols, no lines, no CFI
+    funcs.sort()
+    # At one address the function comes first, then the shorter name
+    # (_start over _start_image); one label per address is enough.
+    labels.sort()
+    seen: set[int] = set()
+    first: list[tuple[int, str]] = []
+    for value, _, name in labels:
+        if value not in seen:
+            seen.add(value)
+            first.append((value, name))
+    return True, bits, entry, code, span, funcs, first
+
+
+def _read_line_rows(path: Path) -> _Lines:
+    """The DWARF line table with each row's sequence end (pyelftools)."""
+    from elftools.common.exceptions import DWARFError, ELFError
+    from elftools.elf.elffile import ELFFile
+    out = _Lines()
+    rows: list[tuple[int, str, int, int]] = []
+    try:
+        with open(path, "rb") as f:
+            elf = ELFFile(f)
+            if not elf.has_dwarf_info():
+                return out
+            dwarf = elf.get_dwarf_info()
+            for cu in dwarf.iter_CUs():
+                prog = dwarf.line_program_for_CU(cu)
+                if prog is None:
+                    continue
+                names = prog["file_entry"]
+                v5 = prog.header["version"] >= 5
+                seq: list[tuple[int, str, int]] = []
+                for entry in prog.get_entries():
+                    st = entry.state
+                    if st is None:
+                        continue
+                    if st.end_sequence:
+                        rows += [(a, fn, ln, st.address) for a, fn, ln in seq]
+                        seq = []
+                        continue
+                    idx = st.file if v5 else st.file - 1
+                    fname = names[idx].name.decode() if 0 <= idx < len(names) else "?"
+                    seq.append((st.address, fname, st.line))
+    except (OSError, ELFError, DWARFError):
+        return out
+    rows.sort(key=lambda r: r[0])
+    out.addrs = [r[0] for r in rows]
+    out.rows = [(r[1], r[2], r[3]) for r in rows]
+    return out
 
 
 _CACHE: dict[tuple[str, int, int, int], ImageSymbols] = {}

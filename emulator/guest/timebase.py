@@ -55,10 +55,10 @@ class Timebase:
         self.instructions = 0
         self.reads = 0
         self.sites: dict[int, tuple[int, int]] = {}
-        for addr, word in image.code_words():
-            hit = timebase_read(word)
-            if hit is not None:
-                self.sites[addr] = hit
+        scan = getattr(image, "scan_code", None)      # a LoadedImage: kept per content
+        self.sites.update(scan("timebase", timebase_read) if scan is not None else
+                          ((a, hit) for a, w in image.code_words()
+                           if (hit := timebase_read(w)) is not None))
         if not self.sites:
             return
         uc = machine.uc

@@ -43,6 +43,7 @@ from wrapper_model import HeapState, Op, OpResult, RangeTable, RangeTableState
 from wrapper_model.layout import diff_bytes
 
 from ...errors import CheckerError
+from ...guest import image_cache
 from ...guest.addresses import LoadedImage
 from ...guest.calling import FastRegs, signed32
 from ...guest.elf import SourceLocation
@@ -109,7 +110,11 @@ class RangeMirror:
         link_entries = {image.to_link(e) for e in chain(self.entries.values(),
                                                         self.local_entries.values())}
         self.return_sites: set[int] = set()
-        for site in call_sites(image.elf, {e for e in link_entries if e is not None}):
+        targets: set[int] = {e for e in link_entries if e is not None}
+        # The scan depends on the image's bytes alone: made once per content.
+        sites = image_cache.fact(image.elf.path, "mirror-call-sites",
+                                 lambda _path: call_sites(image.elf, targets))
+        for site in sites:
             self.add_return_site(image.to_guest(site))
         for site in return_sites:
             self.add_return_site(site)
