@@ -4,6 +4,7 @@ reports what it received (docs/guest-abi.md)."""
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 
 from .machine import Machine
@@ -118,11 +119,22 @@ class Hypervisor:
             m.set_reg("r3", H_FUNCTION)
 
 
+_checksums: dict[bytes, int] = {}
+
+
 def initrd_checksum(data: bytes) -> int:
     """The test kernel's initrd checksum (guest_abi.h), computed here
-    independently: FNV-1a over big-endian 64-bit words, last one padded."""
+    independently: FNV-1a over big-endian 64-bit words, last one padded.
+    Kept per content: every boot of a campaign hands on the same initrd."""
+    hit = _checksums.get(data)
+    if hit is not None:
+        return hit
     h = 0xCBF29CE484222325
     padded = data + bytes(-len(data) % 8)
-    for i in range(0, len(padded), 8):
-        h = ((h ^ int.from_bytes(padded[i:i + 8], "big")) * 0x100000001B3) % 2**64
+    mask = 2**64 - 1
+    for (word,) in struct.iter_unpack(">Q", padded):
+        h = ((h ^ word) * 0x100000001B3) & mask
+    if len(_checksums) > 16:
+        _checksums.clear()
+    _checksums[bytes(data)] = h
     return h

@@ -9,6 +9,7 @@ there is one set of link flags; results are cached by content.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -63,11 +64,21 @@ def known_faults() -> list[str]:
     return sorted(names)
 
 
+SOURCE_SUFFIXES = (".c", ".h", ".S", ".lds")
+
+
 def _sources_stamp() -> float:
     """The newest modification time among the firmware sources."""
-    return max(p.stat().st_mtime for p in FIRMWARE_SRC.rglob("*")
-               if p.is_file() and (p.suffix in (".c", ".h", ".S", ".lds")
-                                   or p.name == "Makefile"))
+    newest = 0.0
+    folders = [str(FIRMWARE_SRC)]
+    while folders:
+        with os.scandir(folders.pop()) as entries:
+            for e in entries:
+                if e.is_dir(follow_symlinks=False):
+                    folders.append(e.path)
+                elif e.name.endswith(SOURCE_SUFFIXES) or e.name == "Makefile":
+                    newest = max(newest, e.stat().st_mtime)
+    return newest
 
 
 @dataclass(frozen=True)
@@ -113,11 +124,24 @@ class FirmwareBuild:
         stamp = _sources_stamp()
         if _built.get(self.directory) == stamp and self.wrapper_elf.exists():
             return self
+        # What the last make in this directory was run on, by any process:
+        # a CLI boot of unchanged sources then skips make's start-up too.
+        mark = self.directory / ".bwemu-built"
+        seen = f"{stamp!r} {cross_prefix()}"
+        try:
+            if mark.read_text() == seen and self.wrapper_elf.exists() \
+                    and self.kernel_elf.exists():
+                _built[self.directory] = stamp
+                return self
+        except OSError:
+            pass
         variables = {"POLICY": self.policy}
         if self.fault:
             variables["FAULT"] = self.fault
         self._run_make(**variables)
         _built[self.directory] = stamp
+        with contextlib.suppress(OSError):       # the mark only saves time
+            mark.write_text(seen)
         return self
 
     def test_kernel(self, bss: int) -> Path:
