@@ -13,10 +13,12 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from .harness import corpus
-from .harness.corpus import CaseResult
+if TYPE_CHECKING:
+    from .harness.corpus import CaseResult
+# emulator.harness.corpus (tomlkit, the process pool) is imported by the
+# commands themselves: every other bwemu command starts without it.
 
 BAR = 30
 
@@ -66,6 +68,7 @@ def totals(cases: list[CaseResult]) -> dict[str, int]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from .harness import corpus
     t0 = time.perf_counter()
     paths = corpus.collect(args.paths)
     files, bad = corpus.load_all(paths)
@@ -98,6 +101,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_record(args: argparse.Namespace) -> int:
+    from .harness import corpus
     changed = False
     for path in corpus.collect(args.files):
         rec = corpus.record(path, check_only=args.check)

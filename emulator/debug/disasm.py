@@ -5,9 +5,8 @@ big-endian boot wrapper -m32)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
-
-import capstone  # type: ignore[import-untyped]   # (no type information)
 
 from ..guest.addresses import LoadedImage
 
@@ -33,9 +32,15 @@ class Disassembler:
 
     def __init__(self, bits: int = 64) -> None:
         self.bits = bits
-        mode = capstone.CS_MODE_64 if bits == 64 else capstone.CS_MODE_32
-        self._cs = capstone.Cs(capstone.CS_ARCH_PPC, mode | capstone.CS_MODE_BIG_ENDIAN)
         self._cache: dict[tuple[int, int], str] = {}
+
+    @cached_property
+    def _cs(self) -> Any:
+        # capstone is loaded at the first instruction shown: a boot that
+        # passes shows none and never pays for the import.
+        import capstone  # type: ignore[import-untyped]   # (no type information)
+        mode = capstone.CS_MODE_64 if self.bits == 64 else capstone.CS_MODE_32
+        return capstone.Cs(capstone.CS_ARCH_PPC, mode | capstone.CS_MODE_BIG_ENDIAN)
 
     def text(self, pc: int, word: int) -> str:
         key = (pc, word)
