@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 from typing import NoReturn
 
-from . import corpus_cli, report
+from . import bench, corpus_cli, report
 from .coverage import cli as coverage_cli
 from .debug import cli as debug_cli
 from .errors import BwemuError
@@ -133,31 +132,6 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
     """The named scenarios, one per line with what each is for."""
     for name, entry in scenarios_lib.SCENARIOS.items():
         print(f"{name:34s} {entry.description}")
-    return 0
-
-
-def cmd_bench(args: argparse.Namespace) -> int:
-    """Wall time and guest instructions of the default boot.  Instructions
-    are counted in a separate run, since counting itself costs time."""
-    sc = default_scenario()
-    firmware = FirmwareBuild(policy=sc.policy)
-    boot(sc, firmware)  # warm-up: firmware build, image cache, imports
-    walls, runs = [], []
-    for _ in range(args.repeat):
-        t0 = time.perf_counter()
-        r = boot(sc, firmware)
-        walls.append(time.perf_counter() - t0)
-        runs.append(r.seconds)
-        if not r.reached_kernel:
-            print(f"bwemu bench: the default boot failed: {r.message}", file=sys.stderr)
-            return 1
-    counted = boot(sc, firmware, count_instructions=True)
-    n = counted.instructions or 0
-    print(f"default boot, best of {args.repeat}:")
-    print(f"  wall time, whole boot (set-up + run):  {min(walls) * 1000:9.1f} ms")
-    print(f"  guest run time (emu_start):            {min(runs) * 1000:9.1f} ms")
-    print(f"  guest instructions:                    {n:9d}")
-    print(f"  guest instructions per second:         {n / min(runs) / 1e6:9.1f} M")
     return 0
 
 
@@ -303,9 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a progress bar even when stderr is not a terminal")
     z.set_defaults(func=cmd_fuzz)
 
-    s = sub.add_parser("bench", help="time the default boot")
-    s.add_argument("--repeat", type=positive, default=5)
-    s.set_defaults(func=cmd_bench)
+    bench.add_parser(sub)                 # every performance target: emulator/bench.py
 
     corpus_cli.add_run_parser(sub)        # scenario files: emulator/corpus_cli.py
     corpus_cli.add_record_parser(sub)
