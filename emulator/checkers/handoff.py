@@ -1,9 +1,24 @@
-"""The hand-off contract, checked from the kernel's side: the kernel was
-entered with r5 = 0, found a device tree at r3 that is a valid tree, and
-received the initrd it was meant to, byte for byte (by checksum).
+"""The hand-off contract (docs/guest-abi.md, "Entry and hand-off").
 
-The test kernel reports what it saw through bwemu's hypercall
-(docs/guest-abi.md); a kernel that does not report gives no verdict.
+At the wrapper's jump to the kernel, before the kernel runs:
+- r3: a device tree that passes the full structural check, not inside the
+  kernel image;
+- r4: for bwemu's wrapper (the kexec convention) the kernel's address,
+  with the entry jumped to at r4 plus the entry's offset in the ELF;
+- r5 = 0;
+- the kernel image at its place equal to its ELF: every PT_LOAD's file
+  bytes and, for bwemu's wrapper, its tail zeroed up to p_memsz
+  (emulator/checkers/kernel_image.py).  Another image is checked where
+  its entry says the kernel is, file bytes only (Linux's boot wrapper
+  leaves the bss to the kernel).
+
+Before that, at the wrapper's first call into C (start_wrapper's entry):
+its own .bss all zero, as crt0.S must leave it.
+
+From the kernel's side: it found the tree's magic at r3 and received the
+initrd it was meant to, byte for byte (by checksum).  The test kernel
+reports what it saw through bwemu's hypercall; a kernel that does not
+report, and a hand-off never reached, give no verdict on those.
 """
 
 from __future__ import annotations
@@ -11,11 +26,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from unicorn import UC_HOOK_BLOCK, Uc
+
 from ..guest.devices import KernelReport, initrd_checksum
 from ..guest.devicetree import DeviceTree, DeviceTreeError
 from ..guest.observer import CheckState, CheckStatus, Guest, Handoff, RunOutcome
+from .kernel_image import KernelLayout, first_nonzero, image_problems
 
 NAME = "handoff"
+
+#: bwemu's wrapper: its first C function, its .bss, its jump to the kernel.
+START_C = "start_wrapper"
+BSS_START, BSS_END = "__bss_start", "__bss_end"
+ENTER_KERNEL = "bw_enter_kernel"
 
 
 @dataclass
@@ -24,6 +47,13 @@ class HandoffFindings:
     kernel_report: KernelReport | None
     initrd_intact: bool | None           # None: no initrd was expected
     problems: list[str] = field(default_factory=list)
+    #: Where the kernel image was compared with its ELF, and whether it
+    #: matched (None: not compared: no hand-off, or no kernel ELF).
+    kernel_at: int | None = None
+    kernel_image_ok: bool | None = None
+    #: The wrapper's .bss at its first call into C (None: not checked:
+    #: not bwemu's wrapper, or C was never reached).
+    bss_zero: bool | None = None
 
     @property
     def status(self) -> CheckStatus:
@@ -31,8 +61,9 @@ class HandoffFindings:
             return CheckStatus(NAME, CheckState.FAILED, "; ".join(self.problems))
         if self.kernel_report is None:
             return CheckStatus(NAME, CheckState.NO_VERDICT, "the kernel made no report")
+        image = ", kernel image equal to its ELF" if self.kernel_image_ok else ""
         extra = ", initrd intact" if self.initrd_intact else ""
-        return CheckStatus(NAME, CheckState.PASSED, f"valid device tree{extra}")
+        return CheckStatus(NAME, CheckState.PASSED, f"valid device tree{image}{extra}")
 
     def to_json(self) -> dict[str, Any]:
         rep = self.kernel_report
@@ -45,6 +76,8 @@ class HandoffFindings:
              "initrd_start": rep.initrd_start, "initrd_end": rep.initrd_end,
              "initrd_checksum": rep.initrd_checksum},
             "initrd_intact": self.initrd_intact,
+            "kernel_image": {"at": self.kernel_at, "intact": self.kernel_image_ok},
+            "bss_zero": self.bss_zero,
             "problems": self.problems,
         }
 
@@ -57,14 +90,71 @@ class HandoffCheck:
 
     def __init__(self, expected_initrd: bytes | None) -> None:
         self.expected_initrd = expected_initrd
+        self.problems: list[str] = []      # found while the guest ran
+        self.kernel_at: int | None = None
+        self.kernel_image_ok: bool | None = None
+        self.bss_zero: bool | None = None
 
     def attach(self, guest: Guest) -> None:
-        pass    # reads the hand-off and the kernel's report afterwards
+        self.guest = guest
+        image = guest.image
+        if all(image.has_symbol(s) for s in (START_C, BSS_START, BSS_END)):
+            bss = (image.symbol_address(BSS_START), image.symbol_address(BSS_END))
+
+            def entered(uc: Uc, address: int, size: int, user: object) -> None:
+                if self.bss_zero is None:
+                    self._check_bss(*bss)
+            # A block hook over the global and (ELFv2) local entry: crt0.S
+            # reaches the local one by `bl`.
+            guest.machine.uc.hook_add(UC_HOOK_BLOCK, entered,
+                                      begin=image.function_entry(START_C),
+                                      end=image.local_entry(START_C))
+        guest.on_handoff(self._handoff)
+
+    def _check_bss(self, start: int, end: int) -> None:
+        machine = self.guest.machine
+        if not machine.in_ram(start, max(end - start, 1)):
+            return
+        dirty = first_nonzero(machine, start, end)
+        self.bss_zero = dirty is None
+        if dirty is not None:
+            self.problems.append(
+                f"the wrapper's .bss (0x{start:x}..0x{end:x}) is not zero when C starts: "
+                f"0x{machine.read(dirty, 1)[0]:02x} at 0x{dirty:x} "
+                f"(offset 0x{dirty - start:x})")
+
+    def _handoff(self, h: Handoff) -> None:
+        """At the jump, before the kernel's first instruction."""
+        g = self.guest
+        if g.kernel is None:
+            return
+        layout = KernelLayout.from_elf(g.kernel.path)
+        if layout is None:
+            return
+        ours = g.image.has_symbol(ENTER_KERNEL)      # the kexec convention
+        if ours:
+            at = h.kernel
+            if h.entry != (at + layout.entry_offset) % 2**64:
+                self.problems.append(
+                    f"the kernel is entered at 0x{h.entry:x}, not at r4 + its entry "
+                    f"offset (0x{at:x} + 0x{layout.entry_offset:x})")
+        else:
+            at = h.entry - layout.entry_offset
+            if at < 0 or not g.machine.in_ram(at, max(layout.size, 1)):
+                return       # the kernel is not where its entry says: no verdict
+        self.kernel_at = at
+        found = image_problems(g.machine, layout, at, zero_tails=ours)
+        self.kernel_image_ok = not found
+        self.problems += found
+        final = g.final_dtb
+        if final is not None and h.dtb < at + layout.size and at < h.dtb + len(final):
+            self.problems.append(f"the device tree at r3 = 0x{h.dtb:x} lies inside the "
+                                 f"kernel image 0x{at:x}..0x{at + layout.size:x}")
 
     def finish(self, guest: Guest, run: RunOutcome) -> HandoffFindings:
         report = guest.hypervisor.report
         h = guest.handoff
-        problems: list[str] = []
+        problems = list(self.problems)
         if h is not None:
             if h.r5 != 0:
                 problems.append(f"r5 at the hand-off is 0x{h.r5:x}, not 0")
@@ -86,7 +176,8 @@ class HandoffCheck:
                           and report.initrd_checksum == initrd_checksum(expected))
                 if not intact:
                     problems.append("the initrd the kernel received is not the one given")
-        return HandoffFindings(h, report, intact, problems)
+        return HandoffFindings(h, report, intact, problems, self.kernel_at,
+                               self.kernel_image_ok, self.bss_zero)
 
 
 __all__ = ["HandoffCheck", "HandoffFindings"]
