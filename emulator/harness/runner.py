@@ -28,6 +28,7 @@ from ..guest.observer import Findings, Guest, Handoff, KernelImage, Observer, Ru
 from ..guest.spin import SpinStop
 from ..guest.timebase import Timebase
 from .firmware import FirmwareBuild
+from .ram_fill import fill_ram
 from .result import BootResult, ExitReason
 from .scenario import MemoryTree, Scenario, ScenarioError, place
 
@@ -199,6 +200,8 @@ class BootRunner:
 
     def _load(self) -> None:
         m = self.machine
+        self.ram_filled = fill_ram(m, self.scenario, self.layout, self.guest,
+                                   self.tree.reserves() if self.tree is not None else [])
         for addr, data in self.image.segments():
             m.write(addr, data)
         m.write(self.guest.dtb.address, self.guest.dtb_blob)

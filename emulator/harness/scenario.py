@@ -25,6 +25,9 @@ from .inputs import read_input
 MiB = 1 << 20
 ALIGN = 0x10000          # kexec-tools places segments on 64 KiB boundaries
 DEFAULT_BUDGET = 400_000_000
+#: What RAM holds before the loads, where a boot can read it first
+#: (emulator/harness/ram_fill.py): no byte of it zero.
+DEFAULT_RAM_FILL = bytes.fromhex("badc0ffee0ddf00d")
 UART_LOW = 0xFE00_4500       # the generated UART, below 4 GiB
 UART_HIGH = 0xF_E000_4500    # ... when RAM covers UART_LOW
 
@@ -134,6 +137,8 @@ class Scenario:
     memory: int | None = None             # /memory replaced by one block at 0 of this size
     cmdline: str | None = None            # /chosen bootargs
     add_uart: bool = False                # an ns16550 added and made stdout-path
+    #: RAM's contents before the loads: this pattern repeated (empty: zero).
+    ram_fill: bytes = DEFAULT_RAM_FILL
 
     def __post_init__(self) -> None:
         """Every field type- and range-checked here, so a wrong one is
@@ -227,6 +232,8 @@ _FIELD_CHECKS: dict[str, Callable[[Any], str | None]] = {
     "memory": _int_in(1, U64),
     "cmdline": _of(str, "a string or None", optional=True),
     "add_uart": _of(bool, "True or False"),
+    "ram_fill": lambda v: None if isinstance(v, bytes) and len(v) <= 64 else
+    "must be a pattern of 0 to 64 bytes",
 }
 
 

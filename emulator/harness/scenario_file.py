@@ -34,8 +34,17 @@ from wrapper_model.placement import FATAL_KINDS
 from ..guest.devicetree import DeviceTree, DeviceTreeError
 from ..guest.elf import ElfImage, ElfImageError
 from .firmware import POLICIES, FirmwareBuild, FirmwareError
+from .ram_fill import parse_pattern
 from .result import ExitReason
-from .scenario import DEFAULT_BUDGET, MemoryTree, MiB, Scenario, ScenarioError, place
+from .scenario import (
+    DEFAULT_BUDGET,
+    DEFAULT_RAM_FILL,
+    MemoryTree,
+    MiB,
+    Scenario,
+    ScenarioError,
+    place,
+)
 
 #: What an [expect] overwritten list may name: the kinds of region the
 #: watch protects (emulator/checkers/watch.py), by the names used here.
@@ -224,6 +233,19 @@ def regs(value: Any) -> tuple[tuple[str, int], ...]:
     return tuple(out)
 
 
+def fill_pattern(value: Any) -> bytes:
+    """[load] ram_fill: "0xdeadbeef", "zero", or an integer (its bytes)."""
+    if isinstance(value, str):
+        try:
+            return parse_pattern(value)
+        except ScenarioError as e:
+            raise _Bad(str(e).removeprefix("RAM fill ")) from None
+    v = _int(value, "a pattern (a string such as \"0xdeadbeef\", or \"zero\")")
+    if not 0 <= v < 1 << 512:
+        raise _Bad(f"{v} is not a pattern of 0 to 64 bytes")
+    return v.to_bytes((v.bit_length() + 7) // 8, "big")
+
+
 def regex(value: Any) -> str:
     v = text(value)
     try:
@@ -256,7 +278,8 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
     "tree": {"dtb": text, "memory": memory, "reserve": pairs, "reserve_series": series,
              "console": choice(*CONSOLES), "bootargs": text,
              "address_cells": cells, "size_cells": cells},
-    "load": {"wrapper": address, "dtb": address, "initrd": address},
+    "load": {"wrapper": address, "dtb": address, "initrd": address,
+             "ram_fill": fill_pattern},
     "initrd": {"size": size, "file": text, "attached": boolean},
     "attached_initrd": {"size": size, "file": text},
     "kernel": {"bss": size, "compressed": boolean},
@@ -513,7 +536,8 @@ class _Builder:
             image=image, entry_offset=self.get("firmware", "entry_offset"), kernel=kernel,
             entry=self.get("firmware", "entry", "kexec"),
             regs=self.get("firmware", "regs", ()), msr=self.get("firmware", "msr"),
-            memory=fill, cmdline=cmdline)
+            memory=fill, cmdline=cmdline,
+            ram_fill=self.get("load", "ram_fill", DEFAULT_RAM_FILL))
 
     def expect(self) -> Expect | None:
         if "expect" not in self.t:
