@@ -164,6 +164,9 @@ GOOD = [phdr(offset=0x1000, paddr=0x100, vaddr=0x100, filesz=8, memsz=8)]
      BADSEGMENT),
     (make_elf([phdr(offset=0, paddr=0x100, vaddr=2**64 - 4, filesz=8, memsz=8)], 0x100),
      BADSEGMENT),
+    # ... and with the entry inside it, so only the wrap refuses it
+    (make_elf([phdr(offset=0, paddr=0x100, vaddr=2**64 - 4, filesz=8, memsz=8)], 2**64 - 4),
+     BADSEGMENT),
     (make_elf(GOOD, entry=0xFF), BADSEGMENT),    # entry below the image
     (make_elf(GOOD, entry=0x108), BADSEGMENT),   # entry past its end
 ])

@@ -1,5 +1,8 @@
 """The wrapper's memset/memcpy/memmove against the host C library, over
-every alignment (lib/string.c built for the host with ASan and UBSan)."""
+every alignment, and its string routines (strcmp, strncmp, memcmp,
+strncpy, strnlen, strchr, memchr, strlen, strcpy) on strings that differ,
+share prefixes or end early (lib/string.c built for the host with ASan and
+UBSan)."""
 
 import subprocess
 
