@@ -45,7 +45,14 @@ bench: setup
 	$(BIN)/bwemu bench
 	$(BIN)/python scripts/bench-ranges
 
+# The mutation run (docs/testing.md): every mutant of tests/mutants/*.toml
+# against its tests, MUTANT_JOBS at a time.  Not part of `make test` (it
+# runs tests once per mutant); run it before changing a checker.
+MUTANT_JOBS	?= 2
+mutants: setup
+	nice $(BIN)/python scripts/mutants --jobs $(MUTANT_JOBS)
+
 clean:
 	rm -rf build
 
-.PHONY: all setup toolchain firmware demo lint test bench clean
+.PHONY: all setup toolchain firmware demo lint test bench mutants clean
