@@ -60,6 +60,59 @@ static int root_cells(const char *prop, int cells)
 	return cells;
 }
 
+/* The root's cell counts, checked by find_rma_end (1 or 2 each). */
+static int root_ac, root_sc;
+
+/*
+ * The memory blocks, one at a time: every reg entry of every memory node
+ * (a child of the root), in tree order, read with the root's cell counts.
+ */
+struct memory_blocks {
+	const void *fdt;
+	int node;		/* the memory node being read; < 0 before one */
+	const u8 *reg;
+	int len, at;		/* its reg's length, the next entry's offset */
+};
+
+static void memory_blocks_start(struct memory_blocks *it, const void *fdt)
+{
+	it->fdt = fdt;
+	it->node = -FDT_ERR_NOTFOUND;
+	it->reg = NULL;
+	it->len = it->at = 0;
+}
+
+/* The next block into *base, *size: 1, or 0 when there are no more. */
+static int memory_blocks_next(struct memory_blocks *it, u64 *base, u64 *size)
+{
+	int stride = 4 * (root_ac + root_sc), len;
+
+	while (it->at + stride > it->len) {
+		const char *name;
+
+		it->node = it->node < 0 ? fdt_first_subnode(it->fdt, 0)
+					: fdt_next_subnode(it->fdt, it->node);
+		if (it->node == -FDT_ERR_NOTFOUND)
+			return 0;
+		if (it->node < 0)
+			tree_fatal("reading the root's children", it->node);
+		name = fdt_get_name(it->fdt, it->node, &len);
+		if (!name)
+			tree_fatal("reading a node's name", len);
+		it->reg = NULL;
+		it->len = it->at = 0;
+		if (!is_memory_node(it->fdt, it->node, name))
+			continue;
+		it->reg = fdt_getprop(it->fdt, it->node, "reg", &it->len);
+		if (!it->reg)
+			it->len = 0;
+	}
+	fdt_read_cells(it->reg + it->at, root_ac, base);
+	fdt_read_cells(it->reg + it->at + 4 * root_ac, root_sc, size);
+	it->at += stride;
+	return 1;
+}
+
 /*
  * The real-mode area: the memory block that starts at address 0.  One
  * pass over the root's children, up to the first such block, so the work
@@ -67,39 +120,49 @@ static int root_cells(const char *prop, int cells)
  */
 static u64 find_rma_end(const void *fdt)
 {
-	int ac = root_cells("#address-cells", fdt_address_cells(fdt, 0));
-	int sc = root_cells("#size-cells", fdt_size_cells(fdt, 0));
-	int stride = 4 * (ac + sc);
-	int node, len, i;
+	struct memory_blocks it;
+	u64 base, size;
 
-	if (ac < 1 || sc < 1 || ac > 2 || sc > 2)
+	root_ac = root_cells("#address-cells", fdt_address_cells(fdt, 0));
+	root_sc = root_cells("#size-cells", fdt_size_cells(fdt, 0));
+	if (root_ac < 1 || root_sc < 1 || root_ac > 2 || root_sc > 2)
 		fatal(BW_FATAL_ROOT_CELLS, "device tree: root #address-cells %d "
-		      "/ #size-cells %d not supported", ac, sc);
-	for (node = fdt_first_subnode(fdt, 0); node >= 0;
-	     node = fdt_next_subnode(fdt, node)) {
-		const char *name = fdt_get_name(fdt, node, &len);
-		const u8 *reg;
-
-		if (!name)
-			tree_fatal("reading a node's name", len);
-		if (!is_memory_node(fdt, node, name))
-			continue;
-		reg = fdt_getprop(fdt, node, "reg", &len);
-		if (!reg)
-			continue;
-		for (i = 0; i + stride <= len; i += stride) {
-			u64 base, size;
-
-			fdt_read_cells(reg + i, ac, &base);
-			fdt_read_cells(reg + i + 4 * ac, sc, &size);
-			if (base == 0 && size != 0)
-				return size;
-		}
-	}
-	if (node != -FDT_ERR_NOTFOUND)
-		tree_fatal("reading the root's children", node);
+		      "/ #size-cells %d not supported", root_ac, root_sc);
+	memory_blocks_start(&it, fdt);
+	while (memory_blocks_next(&it, &base, &size))
+		if (base == 0 && size != 0)
+			return size;
 	fatal(BW_FATAL_NO_RMA, "device tree: no /memory block starts at "
 	      "address 0 (cannot find the real-mode area)");
+}
+
+/*
+ * The first byte of [start, end) that no memory block holds, or end when
+ * they hold all of it.  `at` is the first byte not yet found in a block;
+ * each block holding it moves it on to the block's end.  Blocks in address
+ * order take one pass over the tree; a pass that moves nothing ends the
+ * search.  A block reaching 2^64 ends at 2^64 - 1 here, which is past
+ * every initrd's last byte.
+ */
+static u64 memory_gap(const void *fdt, u64 start, u64 end)
+{
+	struct memory_blocks it;
+	u64 at = start, base, size;
+	int moved;
+
+	do {
+		moved = 0;
+		memory_blocks_start(&it, fdt);
+		while (memory_blocks_next(&it, &base, &size)) {
+			if (base > at || at - base >= size)
+				continue;
+			at = size > U64_MAX - base ? U64_MAX : base + size;
+			if (at >= end)
+				return end;
+			moved = 1;
+		}
+	} while (moved);
+	return at;
 }
 
 static u64 read_chosen_addr(const void *fdt, int chosen, const char *name,
@@ -165,6 +228,8 @@ static void add_known_ranges(struct boot_info *bi)
 			      "ends (0x%llx) before it starts (0x%llx)", e, s);
 		/* e == s: no initrd, nothing to check or record. */
 		if (f1 && e > s) {
+			u64 gap;
+
 			if (overlaps(s, e, bi->load_addr, bi->image_end))
 				fatal(BW_FATAL_INITRD_OVERLAP, "device tree: "
 				      "initrd 0x%llx..0x%llx overlaps the wrapper "
@@ -175,6 +240,12 @@ static void add_known_ranges(struct boot_info *bi)
 				      "initrd 0x%llx..0x%llx overlaps the device "
 				      "tree 0x%llx..0x%llx", s, e, tree,
 				      tree_end);
+			gap = memory_gap(fdt, s, e);
+			if (gap != e)
+				fatal(BW_FATAL_INITRD_OUTSIDE, "device tree: "
+				      "initrd 0x%llx..0x%llx does not lie in "
+				      "memory: no /memory block holds 0x%llx",
+				      s, e, gap);
 			bi->initrd_start = s;
 			bi->initrd_end = e;
 			mark("initrd", s, e - s, BW_FATAL_KNOWN_RANGE);

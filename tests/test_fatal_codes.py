@@ -10,7 +10,9 @@ emulator package: only the guest <-> emulator contract is under test.
 
 Layout: RAM 0..64 MiB; the wrapper at 32 MiB and the tree at 48 MiB, both
 above the real-mode area the trees declare (16 MiB unless said), so the
-range table holds only what a scenario puts there.
+range table holds only what a scenario puts there.  The trees declare all
+of RAM, as two blocks: [0, 16 MiB) and the rest (step 3 wants an initrd in
+memory).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ pytestmark = pytest.mark.skipif(shutil.which(CROSS_CC) is None or shutil.which("
 # The numbers of guest_abi.h, as the emulator must read them.
 NO_RMA, INITRD_INVERTED, KNOWN_RANGE, KERNEL_RESERVE, HEAP = 1, 2, 3, 4, 5
 KERNEL, INITRD_MOVE, INITRD_ALLOC, DTB, INITRD_OVERLAP = 6, 7, 8, 9, 10
+INITRD_OUTSIDE = 11
 TREE, NO_KERNEL, KERNEL_GZIP, KERNEL_SHORT, KERNEL_ELF = 17, 18, 19, 20, 21
 ROOT_CELLS, CHOSEN_PROP_SIZE, INITRD_HALF, RESERVE_MAP = 22, 23, 24, 25
 
@@ -176,10 +179,12 @@ def assert_fatal(stop: Stop, code: int, text: str) -> None:
 
 def dtb(body: str = "", *, memory: str | None = None, reserves: list[tuple[int, int]] = (),
         cells: tuple[int, int] = (2, 2), pad: int = 0) -> bytes:
-    """A tree with no console; memory@0 of RMA bytes unless `memory` says."""
+    """A tree with no console; memory@0 of RMA bytes, then the rest of RAM,
+    unless `memory` says."""
     ac, sc = cells
     if memory is None:
-        memory = f'memory@0 {{ device_type = "memory"; reg = <0 0 0 {RMA:#x}>; }};'
+        memory = (f'memory@0 {{ device_type = "memory"; '
+                  f'reg = <0 0 0 {RMA:#x} 0 {RMA:#x} 0 {RAM - RMA:#x}>; }};')
     rsv = "".join(f"/memreserve/ {a:#x} {s:#x};\n" for a, s in reserves)
     dts = (f"/dts-v1/;\n{rsv}/ {{ #address-cells = <{ac}>; #size-cells = <{sc}>;\n"
            f"{memory}\n{body}\n}};\n")
@@ -297,6 +302,52 @@ def test_an_initrd_ending_where_the_tree_starts_is_no_overlap(build):
     """[I0, I1) ending where the tree starts shares no byte with it."""
     stop = run(build.wrapper, dtb(chosen_initrd(TREE_AT - PAGE, TREE_AT), reserves=LOW_PAGE))
     assert stop.word_before != TW_31_0_0, stop.message
+
+
+@pytest.mark.parametrize("start, end, memory, hole", [
+    # memory [0, RMA) only: past its end, and running off it
+    (RMA, RMA + PAGE, memory_at_0(RMA), RMA),
+    (RMA - PAGE, RMA + PAGE, memory_at_0(RMA), RMA),
+    # [0, RMA) and [RMA + 1 MiB, RAM): in the hole between them
+    (RMA + PAGE, RMA + 2 * PAGE,
+     f'memory@0 {{ device_type = "memory"; reg = <0 0 0 {RMA:#x}>; }}; '
+     f'memory@1100000 {{ device_type = "memory"; '
+     f'reg = <0 {RMA + 0x100000:#x} 0 {RAM - RMA - 0x100000:#x}>; }};', RMA + PAGE),
+    # the same blocks, listed highest first: the first pass finds nothing
+    # past [0, RMA), the second the upper block
+    (RMA - PAGE, RMA + 0x100000 + PAGE,
+     f'memory@1100000 {{ device_type = "memory"; '
+     f'reg = <0 {RMA + 0x100000:#x} 0 {RAM - RMA - 0x100000:#x}>; }}; '
+     f'memory@0 {{ device_type = "memory"; reg = <0 0 0 {RMA:#x}>; }};', RMA),
+])
+def test_an_initrd_outside_memory_stops_with_INITRD_OUTSIDE(build, start, end, memory, hole):
+    """Fuzz seed 1 case 37: an initrd past the end of RAM was handed on
+    and the kernel faulted reading it."""
+    tree = dtb(chosen_initrd(start, end), memory=memory, reserves=LOW_PAGE)
+    assert_fatal(run(build.wrapper, tree), INITRD_OUTSIDE,
+                 f"initrd {start:#x}..{end:#x} does not lie in memory: "
+                 f"no /memory block holds {hole:#x}")
+
+
+@pytest.mark.parametrize("memory", [
+    # one block, two touching ones in either order, two overlapping ones
+    memory_at_0(RAM),
+    f'memory@0 {{ device_type = "memory"; reg = <0 0 0 {RMA:#x} 0 {RMA:#x} 0 {RMA:#x}>; }};',
+    f'memory@0 {{ device_type = "memory"; reg = <0 {RMA:#x} 0 {RMA:#x} 0 0 0 {RMA:#x}>; }};',
+    f'memory@0 {{ device_type = "memory"; reg = <0 0 0 {RMA:#x} 0 {RMA - PAGE:#x} 0 {RMA:#x}>; }};',
+])
+def test_an_initrd_across_blocks_that_meet_lies_in_memory(build, memory):
+    """[RMA - 4K, RMA + 4K): in memory when the blocks meet at RMA (as
+    the kernel maps them), whatever order the tree lists them in."""
+    tree = dtb(chosen_initrd(RMA - PAGE, RMA + PAGE), memory=memory, reserves=LOW_PAGE)
+    stop = run(build.wrapper, tree)
+    assert stop.word_before != TW_31_0_0, stop.message
+
+
+def test_an_initrd_over_the_tree_and_outside_memory_stops_with_INITRD_OVERLAP(build):
+    """The overlap is checked first (docs/kexec.md, step 3)."""
+    tree = dtb(chosen_initrd(TREE_AT - PAGE, TREE_AT + 0x10), memory=memory_at_0(RMA))
+    assert_fatal(run(build.wrapper, tree), INITRD_OVERLAP, "overlaps the device tree")
 
 
 def test_a_zero_size_initrd_inside_the_wrapper_is_no_initrd(build):

@@ -20,8 +20,8 @@
  * tw 31,0,0 with r3 = the message and r4 = one of these, so the emulator
  * knows which check failed without reading the text.  0 is no code.
  *
- * 1-10: the kexec placement steps wrapper_model/placement.py predicts
- * (docs/kexec.md); 11-15 are kept for more of those.  From 16: every other
+ * 1-11: the kexec placement steps wrapper_model/placement.py predicts
+ * (docs/kexec.md); 12-15 are kept for more of those.  From 16: every other
  * cause, one code each (17, the structural check, is predicted too).  The
  * numbers never change meaning; a new cause takes a new number.
  */
@@ -35,6 +35,7 @@
 #define BW_FATAL_INITRD_ALLOC		8  /* no room for the attached initrd */
 #define BW_FATAL_DTB			9  /* no room for the final tree */
 #define BW_FATAL_INITRD_OVERLAP		10 /* initrd over the wrapper or tree */
+#define BW_FATAL_INITRD_OUTSIDE		11 /* initrd not all in memory */
 
 #define BW_FATAL_RELOC			16 /* a relocation not R_PPC64_RELATIVE */
 #define BW_FATAL_TREE			17 /* the tree fails the structural check */
