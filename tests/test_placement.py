@@ -11,6 +11,7 @@ import pytest
 from wrapper_model.placement import (
     FATAL_HEAP,
     FATAL_INITRD_INVERTED,
+    FATAL_INITRD_OUTSIDE,
     FATAL_INITRD_OVERLAP,
     FATAL_KERNEL,
     FATAL_KNOWN_RANGE,
@@ -171,6 +172,51 @@ def test_the_overlap_is_judged_above_rma_end_too():
     above = dataclasses.replace(DEFAULT, wrapper_at=0x2_0000_0000, initrd_start=0x2_0000_1000,
                                 initrd_end=0x2_0000_2000)
     assert predict(above).fatal == FATAL_INITRD_OVERLAP
+
+
+# Memory [0, 256 MiB) and [512 MiB, 768 MiB): a hole of 256 MiB between.
+TWO_BLOCKS = ((0, 0x1000_0000), (0x2000_0000, 0x1000_0000))
+
+
+@pytest.mark.parametrize("memory, start, end, hole", [
+    (DEFAULT.memory, 0x1000_0000, 0x1000_1000, 0x1000_0000),   # fuzz seed 1 case 37
+    (DEFAULT.memory, 0xFFF_F000, 0x1000_1000, 0x1000_0000),    # runs off the end
+    (DEFAULT.memory, 1 << 63, (1 << 63) + 0x1000, 1 << 63),    # far past it
+    (TWO_BLOCKS, 0x1800_0000, 0x1800_1000, 0x1800_0000),       # in the hole
+    (TWO_BLOCKS, 0xFFF_F000, 0x2000_1000, 0x1000_0000),        # across the hole
+    (TWO_BLOCKS[::-1], 0x2FFF_F000, 0x3000_0001, 0x3000_0000),  # off the upper block
+    (TWO_BLOCKS + ((0x1000_0000, 0),), 0xFFF_F000, 0x1000_1000, 0x1000_0000),  # size 0
+    (DEFAULT.memory, 0x1000_0000, 0x1000_0000, None),          # zero size: no initrd
+    (TWO_BLOCKS, 0x2000_0000, 0x2000_1000, None),              # in the upper block
+    (((0, 0x1000_0000), (0x1000_0000, 0x1000_0000)), 0xFFF_F000, 0x1000_1000, None),
+])
+def test_an_initrd_not_all_in_memory_is_fatal(memory, start, end, hole):
+    """Step 3: every byte of [I0, I1) in some block, blocks that meet
+    joined, in any order; checked after the overlap, before recording."""
+    for policy in ("fixed", "seed"):
+        p = predict(dataclasses.replace(DEFAULT, memory=memory, initrd_start=start,
+                                        initrd_end=end), policy)
+        if hole is None:
+            assert p.fatal is None, p.fatal_detail
+            continue
+        assert p.fatal == FATAL_INITRD_OUTSIDE, (hex(start), p.fatal_detail)
+        assert p.fatal_detail.endswith(f"no block holds 0x{hole:x}")
+        assert used(p) == ((0x200_0000, 0x202_4230), (0xFFF_0000, 0xFFF_0239))
+
+
+def test_blocks_meeting_in_either_order_hold_an_initrd_across_them():
+    for memory in (((0, 0x800_0000), (0x800_0000, 0x800_0000)),
+                   ((0x800_0000, 0x800_0000), (0, 0x800_0000)),
+                   ((0x400_0000, 0xC00_0000), (0, 0x900_0000))):
+        p = predict(dataclasses.replace(DEFAULT, memory=memory, initrd_start=0x7FF_0000,
+                                        initrd_end=0x801_0000))
+        assert p.fatal is None, (memory, p.fatal_detail)
+
+
+def test_the_overlap_is_judged_before_the_memory_check():
+    p = predict(dataclasses.replace(DEFAULT, dtb_at=0x1000_0000, initrd_start=0xFFF_F000,
+                                    initrd_end=0x1000_0010))
+    assert p.fatal == FATAL_INITRD_OVERLAP
 
 
 def test_reserve_map_overflowing_the_table_is_fatal_with_one_refusal():

@@ -24,10 +24,10 @@ from emulator.guest import devicetree
 from emulator.harness.result import BootResult, ExitReason
 from emulator.harness.scenario import ScenarioError
 from treeread import tree_contents
-from wrapper_model.placement import FATAL_INITRD_OVERLAP, FATAL_TREE
+from wrapper_model.placement import FATAL_INITRD_OUTSIDE, FATAL_INITRD_OVERLAP, FATAL_TREE
 
 MiB = 1 << 20
-TREE, INITRD_OVERLAP, ROOT_CELLS = 17, 10, 22
+TREE, INITRD_OVERLAP, INITRD_OUTSIDE, ROOT_CELLS = 17, 10, 11, 22
 RULES = fdtcraft.check_rule_texts()
 B, E, P, END = fdtcraft.begin, fdtcraft.end_node, fdtcraft.prop, fdtcraft.end
 
@@ -180,6 +180,19 @@ def test_a_chosen_initrd_over_the_tree_stops_with_INITRD_OVERLAP():
     assert_fatal(r, INITRD_OVERLAP, "initrd 0x7fff000..0x8000010 overlaps the device tree "
                  f"0x8000000..0x{0x800_0000 + len(dtb):x}")
     assert_model_predicted(r, FATAL_INITRD_OVERLAP)
+
+
+@pytest.mark.parametrize("start, end, hole", [
+    (0x1000_0000, 0x1000_1000, 0x1000_0000),     # fuzz seed 1 case 37: just past RAM
+    (0xFFF_8000, 0x1000_8000, 0x1000_0000),      # running off its end
+])
+def test_a_chosen_initrd_outside_memory_stops_with_INITRD_OUTSIDE(start, end, hole):
+    """256 MiB of RAM at 0.  Once handed on: the kernel faulted reading it."""
+    r = boot(Scenario(name="initrd outside memory", dtb=with_chosen_initrd(start, end),
+                      dtb_at=0x800_0000))
+    assert_fatal(r, INITRD_OUTSIDE, f"initrd 0x{start:x}..0x{end:x} does not lie in "
+                 f"memory: no /memory block holds 0x{hole:x}")
+    assert_model_predicted(r, FATAL_INITRD_OUTSIDE)
 
 
 def test_the_emulator_refuses_the_same_overlap_given_as_its_own_initrd():

@@ -22,6 +22,8 @@ docs/kexec.md ("Readings the model takes"):
   the model is told only that it fails (PlacementInputs.tree_valid).
 * The initrd overlap of step 3 is judged on the whole spans, whatever
   rma_end is.
+* The initrd's memory check of step 3 comes after the overlap check and
+  reads every memory block, not only those up to the real-mode area.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ FATAL_TREE = "tree"                  # step 0: the structural check fails
 FATAL_NO_RMA = "no-rma"              # step 1: no /memory block at 0
 FATAL_INITRD_INVERTED = "initrd-inverted"   # step 3: I1 < I0
 FATAL_INITRD_OVERLAP = "initrd-overlap"     # step 3: initrd meets wrapper or tree
+FATAL_INITRD_OUTSIDE = "initrd-outside"     # step 3: initrd not all in memory
 FATAL_KNOWN_RANGE = "known-range"    # step 3: a ranges_add error
 FATAL_KERNEL_RESERVE = "kernel-reserve"     # fixed: ranges_add(0, S) error
 FATAL_HEAP = "heap"                  # ranges_init_malloc error
@@ -53,8 +56,8 @@ FATAL_INITRD_ALLOC = "initrd-alloc"  # step 5: malloc(A) NULL
 FATAL_DTB = "dtb"                    # step 6: malloc(T + 0x1000) NULL
 
 FATAL_KINDS = (FATAL_TREE, FATAL_NO_RMA, FATAL_INITRD_INVERTED, FATAL_INITRD_OVERLAP,
-               FATAL_KNOWN_RANGE, FATAL_KERNEL_RESERVE, FATAL_HEAP, FATAL_KERNEL,
-               FATAL_INITRD_MOVE, FATAL_INITRD_ALLOC, FATAL_DTB)
+               FATAL_INITRD_OUTSIDE, FATAL_KNOWN_RANGE, FATAL_KERNEL_RESERVE, FATAL_HEAP,
+               FATAL_KERNEL, FATAL_INITRD_MOVE, FATAL_INITRD_ALLOC, FATAL_DTB)
 
 
 @dataclass(frozen=True)
@@ -153,6 +156,21 @@ def find_rma_end(memory: tuple[tuple[int, int], ...]) -> int | None:
     return None
 
 
+def first_byte_outside(memory: tuple[tuple[int, int], ...], start: int, end: int) -> int | None:
+    """Step 3's memory check: the first byte of [start, end) that no
+    memory block holds, None when every byte is held.  The blocks, sorted,
+    are joined where they touch or overlap; a block of size 0 holds
+    nothing."""
+    at = start
+    for base, size in sorted(b for b in memory if b[1] > 0):
+        if base > at:
+            break               # sorted: no later block starts at or below `at`
+        at = max(at, base + size)
+        if at >= end:
+            return None
+    return at
+
+
 def _err(ret: int) -> str:
     try:
         return RangesErr(ret).name
@@ -240,6 +258,11 @@ class _Run:
                         raise _Stop(FATAL_INITRD_OVERLAP,
                                     f"initrd 0x{i.initrd_start:x}..0x{i.initrd_end:x} "
                                     f"overlaps the {what} 0x{start:x}..0x{start + span:x}")
+                hole = first_byte_outside(i.memory, i.initrd_start, i.initrd_end)
+                if hole is not None:
+                    raise _Stop(FATAL_INITRD_OUTSIDE,
+                                f"initrd 0x{i.initrd_start:x}..0x{i.initrd_end:x} does not "
+                                f"lie in memory: no block holds 0x{hole:x}")
                 self.add(i.initrd_start, size, "initrd", FATAL_KNOWN_RANGE)
                 self.initrd = Region(i.initrd_start, size)
         for addr, size in i.reserves:

@@ -22,6 +22,7 @@ from wrapper_model.placement import (
     FATAL_INITRD_ALLOC,
     FATAL_INITRD_INVERTED,
     FATAL_INITRD_MOVE,
+    FATAL_INITRD_OUTSIDE,
     FATAL_INITRD_OVERLAP,
     FATAL_KERNEL,
     FATAL_KERNEL_RESERVE,
@@ -55,6 +56,7 @@ FATAL_CODES: dict[str, int] = {
     FATAL_INITRD_ALLOC: 8,
     FATAL_DTB: 9,
     FATAL_INITRD_OVERLAP: 10,
+    FATAL_INITRD_OUTSIDE: 11,
     FATAL_TREE: 17,
 }
 FATAL_KIND_OF_CODE = {code: kind for kind, code in FATAL_CODES.items()}
