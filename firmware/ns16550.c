@@ -6,6 +6,10 @@
  * The wrapper runs in real mode, so the register address is the physical
  * one: the node's "reg" translated up through each parent bus's "ranges"
  * (a "virtual-reg" property names a mapped address and is no use here).
+ * Only an address read exactly is taken (docs/guest-abi.md, "Console"):
+ * 1 or 2 address and size cells on every node from the root down, reg and
+ * ranges whole entries.  Anything else is no UART, never a guess: a store
+ * to an address the tree did not mean may fault or hit memory.
  *
  * Registers are bytes, or 32-bit words with "reg-io-width" = 4; those are
  * little-endian unless the node says "big-endian" or "native-endian" (the
@@ -134,10 +138,22 @@ static int prop_u32(const void *fdt, int node, const char *name, u32 dflt,
 	return 0;
 }
 
+/* A node's #address-cells and #size-cells, when both are 1 or 2. */
+static int bus_cells(const void *fdt, int node, int *ac, int *sc)
+{
+	*ac = fdt_address_cells(fdt, node);
+	*sc = fdt_size_cells(fdt, node);
+	if (*ac < 1 || *ac > 2 || *sc < 1 || *sc > 2)
+		return -FDT_ERR_BADNCELLS;
+	return 0;
+}
+
 /*
  * Maps *addr from the address space of bus's children to that of its
  * parent through bus's "ranges": an empty one is the identity, a missing
  * one means the children are not in the parent's address space at all.
+ * Every entry is child address, parent address and size, in cells the
+ * caller has checked (1 or 2 each, so every read fits 64 bits).
  */
 static int translate_one(const void *fdt, int bus, int parent, u64 *addr)
 {
@@ -148,21 +164,21 @@ static int translate_one(const void *fdt, int bus, int parent, u64 *addr)
 		return len;
 	if (len == 0)
 		return 0;
-	child_ac = fdt_address_cells(fdt, bus);
+	bus_cells(fdt, bus, &child_ac, &sc);
 	parent_ac = fdt_address_cells(fdt, parent);
-	sc = fdt_size_cells(fdt, bus);
-	if (child_ac < 0 || parent_ac < 0 || sc < 0)
-		return -FDT_ERR_BADNCELLS;
 	entry = 4 * (child_ac + parent_ac + sc);
-	for (; len >= entry; len -= entry, r += entry) {
+	if (len % entry)
+		return -FDT_ERR_BADVALUE;	/* written for other cells */
+	for (; len > 0; len -= entry, r += entry) {
 		u64 cbase, pbase, size;
 
-		/* An entry too wide for 64 bits cannot hold our address. */
-		if (fdt_read_cells(r, child_ac, &cbase) ||
-		    fdt_read_cells(r + 4 * child_ac, parent_ac, &pbase) ||
-		    fdt_read_cells(r + 4 * (child_ac + parent_ac), sc, &size))
-			continue;
+		fdt_read_cells(r, child_ac, &cbase);
+		fdt_read_cells(r + 4 * child_ac, parent_ac, &pbase);
+		fdt_read_cells(r + 4 * (child_ac + parent_ac), sc, &size);
 		if (*addr >= cbase && *addr - cbase < size) {
+			/* past 2^64: no address the CPU can use */
+			if (*addr - cbase > U64_MAX - pbase)
+				return -FDT_ERR_BADVALUE;
 			*addr = pbase + (*addr - cbase);
 			return 0;
 		}
@@ -173,22 +189,26 @@ static int translate_one(const void *fdt, int bus, int parent, u64 *addr)
 /* The physical address of the first "reg" entry of chain[n - 1]. */
 static int reg_address(const void *fdt, const int *chain, int n, u64 *addr)
 {
-	int len, ac, i, err;
+	int len, ac, sc, i, err;
 	const void *reg;
 
 	if (n < 2)
 		return -FDT_ERR_BADOFFSET;	/* the root has no registers */
+	/* Every cell count the way up reads, the root's included. */
+	for (i = 0; i <= n - 2; i++) {
+		err = bus_cells(fdt, chain[i], &ac, &sc);
+		if (err)
+			return err;
+	}
 	reg = fdt_getprop(fdt, chain[n - 1], "reg", &len);
 	if (!reg)
 		return len;
-	ac = fdt_address_cells(fdt, chain[n - 2]);
-	if (ac < 0)
-		return ac;
-	if (len < 4 * ac)
+	/* ac and sc are the UART's parent's, from the last round above. */
+	if (len < 4 * (ac + sc) || len % (4 * (ac + sc)))
 		return -FDT_ERR_BADVALUE;
-	err = fdt_read_cells(reg, ac, addr);
+	fdt_read_cells(reg, ac, addr);
 	/* Up from the UART's own bus to the root's children. */
-	for (i = n - 2; !err && i > 0; i--)
+	for (i = n - 2, err = 0; !err && i > 0; i--)
 		err = translate_one(fdt, chain[i], chain[i - 1], addr);
 	return err;
 }

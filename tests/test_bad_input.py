@@ -75,6 +75,15 @@ def uart_on_bus(ranges: bytes, cells: tuple[int, int] = (1, 1), depth: int = 1) 
     return edit(tree(console="none"), change)
 
 
+def uart_root_cells(ac: int, sc: int) -> bytes:
+    """The generated UART tree (reg written for 2 and 2 cells) with other
+    root cell counts, as the fuzzer's "cells" kind makes it."""
+    def change(f: libfdt.Fdt) -> None:
+        f.setprop_u32(0, "#address-cells", ac)
+        f.setprop_u32(0, "#size-cells", sc)
+    return edit(tree(console="uart"), change)
+
+
 def chosen(**props: bytes) -> bytes:
     def change(f: libfdt.Fdt) -> None:
         c = f.path_offset("/chosen")
@@ -359,6 +368,49 @@ def test_a_broken_kernel_payload_gets_the_wrappers_fatal(tmp_path):
         case = FuzzCase(0, 0, "test", "", tree(), payload_patch=patch, compressed=compressed)
         r = boot(scenario_of(case, FirmwareBuild(), tmp_path))
         assert r.exit.value == "fatal" and words in r.message, r.message
+
+
+@pytest.mark.parametrize("ac, sc", [(2, 3), (3, 1), (2, 0), (1, 3), (3, 0)])
+def test_root_cells_the_wrapper_refuses_give_no_console_and_ROOT_CELLS(ac, sc):
+    """Fuzz seed 1 case 245 (2, 3): the console read the UART's reg with
+    the root's 2 address cells and wrote to 0xfe004500, which bwemu had not
+    mapped (it emulates no UART in a tree whose memory it cannot read):
+    the CPU faulted in ns16550_putc before step 1's fatal.  (3, 1) read
+    0xfe00450000000000; (1, 3) wrote the console into RAM at 0.  Now no
+    console: the wrapper stops silently at step 1 with fatal 22."""
+    r = boot(Scenario(name=f"uart with root cells {ac}/{sc}", dtb=uart_root_cells(ac, sc)))
+    assert r.exit.value == "fatal" and r.fatal_code == 22, (r.exit, r.message)
+    assert f"root #address-cells {ac} / #size-cells {sc} not supported" in r.message
+    assert r.console == ""
+
+
+def uart_reg(reg: bytes) -> bytes:
+    def change(f: libfdt.Fdt) -> None:
+        f.setprop(f.path_offset("/serial@fe004500"), "reg", reg)
+    return edit(tree(console="uart"), change)
+
+
+def test_a_uart_reg_of_part_of_an_entry_is_no_console():
+    """12 bytes where an entry is 16 (2 + 2 cells): written for other cell
+    counts, so not even its first address is taken."""
+    whole = boot(Scenario(name="uart reg whole", dtb=uart_reg(
+        (0xFE00_4500).to_bytes(8, "big") + (0x100).to_bytes(8, "big"))))
+    assert whole.exit.value == "kernel" and "bwemu wrapper" in whole.console
+    part = boot(Scenario(name="uart reg part", dtb=uart_reg(
+        (0xFE00_4500).to_bytes(8, "big") + (0x100).to_bytes(4, "big"))))
+    assert part.exit.value == "kernel", part.message
+    assert part.console == ""
+
+
+def test_bus_ranges_of_a_whole_entry_and_a_part_is_no_console():
+    """(1, 1) cells on the bus under a (2, 2) root: 16-byte entries."""
+    entry = ((0).to_bytes(4, "big") + (0xFE00_0000).to_bytes(8, "big")
+             + (0x10000).to_bytes(4, "big"))
+    whole = boot(Scenario(name="bus ranges whole", dtb=uart_on_bus(entry)))
+    assert whole.exit.value == "kernel" and "bwemu wrapper" in whole.console
+    part = boot(Scenario(name="bus ranges part", dtb=uart_on_bus(entry + bytes(4))))
+    assert part.exit.value == "kernel", part.message
+    assert part.console == ""
 
 
 def test_a_console_node_without_reg_boots_silently_not_as_an_overlap():
