@@ -34,11 +34,45 @@ RMA_ENDS = (0, 1, 0x1000, 0x10000, 0x123456, 0x1000000, 0x8000000,
 
 u64s = st.integers(min_value=0, max_value=U64_MAX)
 
+# The draws below are plain functions of `draw`, not composite strategies,
+# and pick from state-dependent pools by index: a strategy built afresh
+# for every draw (one_of, sampled_from of a new list) is validated and
+# labelled again each time, which made generation cost several times the
+# guest calls it feeds (docs/performance.md).  Each choice is the one
+# one_of/sampled_from would make: a branch index, then a value; an index
+# into the pool, shrinking towards its first element.
+
+
+_below: dict[int, st.SearchStrategy[int]] = {}
+
+
+def _index(n: int) -> st.SearchStrategy[int]:
+    """integers(0, n - 1), built once per n (hypothesis' own strategy cache
+    is a lookup too, and a slower one)."""
+    hit = _below.get(n)
+    if hit is None:
+        hit = _below[n] = st.integers(0, n - 1)
+    return hit
+
+
+def _pick(draw: st.DrawFn, pool: list[int] | tuple[int, ...]) -> int:
+    """One of pool, as sampled_from(pool) draws it."""
+    return pool[draw(_index(len(pool)))]
+
+
+def _branch(draw: st.DrawFn, n: int) -> int:
+    """Which of n alternatives, as one_of(...) chooses."""
+    return draw(_index(n))
+
+
+def _rma_end(draw: st.DrawFn) -> int:
+    return _pick(draw, RMA_ENDS) if _branch(draw, 2) == 0 else draw(u64s)
+
 
 @st.composite
 def rma_ends(draw: st.DrawFn) -> int:
     """An rma_end: an edge value most of the time, sometimes any u64."""
-    return draw(st.one_of(st.sampled_from(RMA_ENDS), u64s))
+    return _rma_end(draw)
 
 
 def _clamp(v: int) -> int:
@@ -57,31 +91,39 @@ def _address_pool(model: RangeTable) -> list[int]:
     return sorted(_clamp(v) for v in pool)
 
 
-@st.composite
 def _address(draw: st.DrawFn, model: RangeTable) -> int:
-    return draw(st.one_of(st.sampled_from(_address_pool(model)), u64s,
-                          st.integers(0, max(model.rma_end, 1) - 1 if model.rma_end else 0)))
+    which = _branch(draw, 3)
+    if which == 0:
+        return _pick(draw, _address_pool(model))
+    if which == 1:
+        return draw(u64s)
+    return draw(st.integers(0, max(model.rma_end, 1) - 1 if model.rma_end else 0))
 
 
-@st.composite
 def _size_for(draw: st.DrawFn, model: RangeTable, start: int) -> int:
     """A size for a range at `start`: empty, tiny, up to a pool address
     (touching it), ending exactly at 2^64, overflowing by one, or any."""
+    which = _branch(draw, 3)
+    if which == 1:
+        return draw(st.integers(0, 0x100000))
+    if which == 2:
+        return draw(u64s)
     pool = _address_pool(model)
     choices = [0, 1, 0x1000, RANGES_HEAP_MIN, U64_LIMIT - start]
     if start > 0:
         choices.append(U64_LIMIT - start + 1)       # one past 2^64
     choices += [p - start for p in pool if p > start]
     choices = [c for c in choices if 0 <= c <= U64_MAX]
-    return draw(st.one_of(st.sampled_from(choices), st.integers(0, 0x100000), u64s))
+    return _pick(draw, choices)
 
 
-@st.composite
 def _heap_pointer(draw: st.DrawFn, model: RangeTable) -> int:
     """A pointer for free/realloc: usually a block the heap handed out."""
+    if _branch(draw, 2) == 1:
+        return draw(u64s)
     bases = [r.base for r in model.heap.records]
     extra = [0, model.heap.base, model.heap.next, 0x1000]
-    return draw(st.one_of(st.sampled_from(bases + extra), u64s))
+    return _pick(draw, bases + extra)
 
 
 #: Relative weights: mostly adds (they build the state), then queries.
@@ -91,39 +133,45 @@ _WEIGHTS = {
     "malloc": 2, "free": 1, "realloc": 1, "init": 1,
 }
 _NAMES = [name for name, w in _WEIGHTS.items() for _ in range(w)]
+_NAMES_NO_HEAP = [n for n in _NAMES if n not in ("malloc", "free", "realloc")]
+_VMLINUX_SIZES = (0, 1, ALLOC_GRANULE, 0x200000, U64_MAX)
+_MALLOC_SIZES = (0, 1, ALLOC_GRANULE - 1, ALLOC_GRANULE, ALLOC_GRANULE + 1,
+                 U64_MAX, U64_MAX - ALLOC_GRANULE + 1)
+_REALLOC_SIZES = (0, 1, ALLOC_GRANULE, U64_MAX)
+
+
+def _one_op(draw: st.DrawFn, model: RangeTable, heap_ops: bool = True) -> Op:
+    names = _NAMES if heap_ops else _NAMES_NO_HEAP
+    name = names[draw(_index(len(names)))]
+    if name == "init":
+        return Op("init", (_rma_end(draw),))
+    if name in ("add", "is_free"):
+        start = _address(draw, model)
+        return Op(name, (start, _size_for(draw, model, start)))
+    if name == "add_span":
+        start = _address(draw, model)
+        end = _address(draw, model) if _branch(draw, 2) == 0 else start
+        return Op(name, (start, end))
+    if name in ("largest_gap", "gap_after_last", "init_malloc"):
+        return Op(name)
+    if name == "vmlinux_alloc":
+        return Op(name, (_pick(draw, _VMLINUX_SIZES) if _branch(draw, 2) == 0
+                         else _size_for(draw, model, 0),))
+    if name == "malloc":
+        return Op(name, (_pick(draw, _MALLOC_SIZES) if _branch(draw, 2) == 0
+                         else draw(st.integers(0, 0x40000)),))
+    if name == "free":
+        return Op(name, (_heap_pointer(draw, model),))
+    assert name == "realloc"
+    return Op(name, (_heap_pointer(draw, model),
+                     _pick(draw, _REALLOC_SIZES) if _branch(draw, 2) == 0
+                     else draw(st.integers(0, 0x40000))))
 
 
 @st.composite
 def one_op(draw: st.DrawFn, model: RangeTable, heap_ops: bool = True) -> Op:
     """One operation with arguments chosen for the model's current state."""
-    names = _NAMES if heap_ops else [n for n in _NAMES if n not in ("malloc", "free", "realloc")]
-    name = draw(st.sampled_from(names))
-    if name == "init":
-        return Op("init", (draw(rma_ends()),))
-    if name in ("add", "is_free"):
-        start = draw(_address(model))
-        return Op(name, (start, draw(_size_for(model, start))))
-    if name == "add_span":
-        start = draw(_address(model))
-        end = draw(st.one_of(_address(model), st.just(start)))
-        return Op(name, (start, end))
-    if name in ("largest_gap", "gap_after_last", "init_malloc"):
-        return Op(name)
-    if name == "vmlinux_alloc":
-        return Op(name, (draw(st.one_of(
-            st.sampled_from([0, 1, ALLOC_GRANULE, 0x200000, U64_MAX]),
-            _size_for(model, 0))),))
-    if name == "malloc":
-        return Op(name, (draw(st.one_of(
-            st.sampled_from([0, 1, ALLOC_GRANULE - 1, ALLOC_GRANULE, ALLOC_GRANULE + 1,
-                             U64_MAX, U64_MAX - ALLOC_GRANULE + 1]),
-            st.integers(0, 0x40000))),))
-    if name == "free":
-        return Op(name, (draw(_heap_pointer(model)),))
-    assert name == "realloc"
-    return Op(name, (draw(_heap_pointer(model)),
-                     draw(st.one_of(st.sampled_from([0, 1, ALLOC_GRANULE, U64_MAX]),
-                                    st.integers(0, 0x40000)))))
+    return _one_op(draw, model, heap_ops)
 
 
 @st.composite
@@ -131,11 +179,11 @@ def op_sequences(draw: st.DrawFn, min_ops: int = 1, max_ops: int = 60,
                  heap_ops: bool = True) -> list[Op]:
     """init(rma_end) followed by a mixed sequence of operations."""
     guide = RangeTable()
-    ops = [Op("init", (draw(rma_ends()),))]
+    ops = [Op("init", (_rma_end(draw),))]
     guide.apply(ops[0])
     n = draw(st.integers(min_ops, max_ops))
     for _ in range(n):
-        op = draw(one_op(guide, heap_ops))
+        op = _one_op(draw, guide, heap_ops)
         guide.apply(op)
         ops.append(op)
     return ops
@@ -163,7 +211,7 @@ def many_disjoint_ranges(draw: st.DrawFn, min_count: int = RANGES_MAX + 1,
     for op in ops:
         guide.apply(op)
     for _ in range(draw(st.integers(0, max_tail))):
-        op = draw(one_op(guide))
+        op = _one_op(draw, guide)
         guide.apply(op)
         ops.append(op)
     return ops
