@@ -215,6 +215,8 @@ class Machine:
         self._started = True
         self.progress = 0
         end = NEVER if until is None else until
+        if not self._checkpoints and (not self.slice or budget <= self.slice):
+            return self._run_once(pc, end, budget, until)   # a guest call's path
         pending = sorted(self._checkpoints, key=lambda c: c[0])
         self._checkpoints = []
         done = 0
@@ -242,6 +244,27 @@ class Machine:
             if done >= budget:
                 break
             pc = here
+        self._stop = Stop("budget", f"budget exhausted after {budget} "
+                          f"instructions (pc 0x{here:x})", here)
+        return self._stop
+
+    def _run_once(self, pc: int, end: int, budget: int, until: int | None) -> Stop:
+        """run() in one emu_start: what its loop does when no slice or
+        checkpoint falls inside the budget, without the loop's bookkeeping
+        (a direct guest call makes one such run per operation)."""
+        self.starts += 1
+        try:
+            self.uc.emu_start(pc, end, timeout=0, count=budget)
+        except UcError as e:
+            if self._stop is None:
+                here = self.reg("pc")
+                self._stop = Stop("exception", f"{e} at pc 0x{here:x}", here)
+        if self._stop is not None:
+            return self._stop
+        here = self.reg("pc")
+        if until is not None and here == until:
+            return Stop("until", f"reached 0x{here:x}", here)
+        self.progress = budget
         self._stop = Stop("budget", f"budget exhausted after {budget} "
                           f"instructions (pc 0x{here:x})", here)
         return self._stop
