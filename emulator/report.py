@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .checkers.mirror import format_table
 from .checkers.watch import overwrite_json
-from .debug import failure_report
 from .guest.addresses import Placement
 from .guest.observer import CheckState
 from .harness.result import BootResult, ExitReason
+
+if TYPE_CHECKING:
+    from .debug.failure_report import FailureReport
 
 VERDICTS = {
     ExitReason.KERNEL: "kernel reached",
@@ -141,16 +143,24 @@ def to_text(r: BootResult) -> str:
             table = ", ".join(f"0x{s:x}..0x{e:x}" for s, e in o.ranges) or "(empty)"
             heap = "" if o.heap is None else f"; heap 0x{o.heap[0]:x}..0x{o.heap[1]:x}"
             lines.append(f"               range table then: {table}{heap}")
-    failure = failure_report.build(r)
+    failure = _failure(r)
     if failure is not None:
         lines.append(failure.text())
     lines.append(verdict(r))
     return "\n".join(lines)
 
 
+def _failure(r: BootResult) -> FailureReport | None:
+    """The failure report (emulator/debug/failure_report.py), None for a pass:
+    the report's code is loaded only for a boot that needs one."""
+    if r.passed:
+        return None
+    from .debug import failure_report
+    return failure_report.build(r)
+
+
 def _failure_json(r: BootResult) -> dict[str, Any] | None:
-    """The failure report (emulator/debug/failure_report.py), None for a pass."""
-    failure = failure_report.build(r)
+    failure = _failure(r)
     return None if failure is None else failure.to_json()
 
 

@@ -12,13 +12,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from ..errors import InputError
 from ..guest.observer import Observer
-from .failure_report import BootView, memory_map
-from .memmap import to_svg
-from .trace import Tracer, parse_span
+
+if TYPE_CHECKING:
+    from .failure_report import BootView
+# The tracer, the report and the map are loaded by the flags that use them.
 
 
 class DebugArgumentError(InputError):
@@ -27,6 +28,7 @@ class DebugArgumentError(InputError):
 
 def _span(text: str) -> tuple[int, int]:
     try:
+        from .trace import parse_span
         return parse_span(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
@@ -88,6 +90,7 @@ def observers(args: argparse.Namespace) -> list[Observer]:
     else:
         out = sys.stderr if getattr(args, "json", False) else sys.stdout
     args._trace_out = out
+    from .trace import Tracer
     return [Tracer(out, function=args.trace_function, span=args.trace_range,
                    first=args.trace_first, last=args.trace_last)]
 
@@ -98,6 +101,8 @@ def after_boot(args: argparse.Namespace, result: BootView) -> None:
     if out is not None and out not in (sys.stdout, sys.stderr):
         out.close()
     if args.map:
+        from .failure_report import memory_map
+        from .memmap import to_svg
         m = memory_map(result)
         if m is None:
             raise DebugArgumentError("no memory map: the inspector was not attached")
