@@ -133,6 +133,7 @@ def test_bench_writes_every_figure_it_prints(tmp_path):
     doc = json.loads(out.read_text())
     figures = doc["figures"]
     for key in ("cli_vs_qemu", "boots_per_second", "guest_mips_checked", "guest_mips_bare",
+                "guest_mips_uncounted",
                 "mirrored_ops_per_second", "differential_seconds", "peak_rss_16g_mib",
                 "ring_cost", "watch_cost"):
         assert key in figures, key
