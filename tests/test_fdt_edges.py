@@ -27,6 +27,7 @@ import libfdt
 import pytest
 
 from hostc import build_host_tool
+from test_fdt import pyfdt_tree
 
 DTS = """
 /dts-v1/;
@@ -115,28 +116,6 @@ def with_nops(blob: bytes, at: list[int]) -> bytes:
     return bytes(out)
 
 
-def paths(fdt: libfdt.Fdt) -> list[str]:
-    out = []
-
-    def visit(node: int, path: str) -> None:
-        out.append(path)
-        child = fdt.first_subnode(node, quiet=(libfdt.NOTFOUND,))
-        while child >= 0:
-            visit(child, path.rstrip("/") + "/" + fdt.get_name(child))
-            child = fdt.next_subnode(child, quiet=(libfdt.NOTFOUND,))
-    visit(0, "/")
-    return out
-
-
-def prop_names(fdt: libfdt.Fdt, node: int) -> list[str]:
-    names = []
-    off = fdt.first_property_offset(node, quiet=(libfdt.NOTFOUND,))
-    while off >= 0:
-        names.append(fdt.get_property_by_offset(off).name)
-        off = fdt.next_property_offset(off, quiet=(libfdt.NOTFOUND,))
-    return names
-
-
 def libfdt_answers(blob: bytes, node_paths: list[str],
                    props: dict[str, list[str]]) -> tuple[list[object], list[str]]:
     """Our driver's ops for every lookup, and libfdt's answer to each, as
@@ -169,9 +148,8 @@ def libfdt_answers(blob: bytes, node_paths: list[str],
 @pytest.fixture(scope="module")
 def sample():
     blob = dtc(DTS)
-    fdt = libfdt.Fdt(blob)
-    node_paths = paths(fdt)
-    props = {p: prop_names(fdt, fdt.path_offset(p)) for p in node_paths}
+    props = {path: list(values) for path, values in pyfdt_tree(blob).items()}
+    node_paths = list(props)
     return blob, node_paths + ["/memory", "/cpus/cpu", "/nope"], props | {
         "/memory": props["/memory@0"], "/cpus/cpu": props["/cpus/cpu@0"], "/nope": []}
 

@@ -207,13 +207,14 @@ def make_firmware(root: Path) -> subprocess.CompletedProcess[str]:
 
 def built_objects(root: Path, source: str) -> list[Path]:
     """The objects that `source` (a path under firmware/) goes into, in
-    each configuration: its own object; for a header, every object."""
+    each configuration: its own object; for a header, the linker script
+    or the Makefile, every object and the linked images."""
     out: list[Path] = []
     rel = Path(source).relative_to("firmware")
     for build in CONFIGS:
         b = root / build
         if rel.suffix not in (".c", ".S"):
-            out += sorted(b.rglob("*.o"))
+            out += [*sorted(b.rglob("*.o")), b / "wrapper.elf", b / "testkernel.elf"]
         elif rel.parts[0] == "testkernel":
             out.append(b / "kernel" / rel.with_suffix(".o").name)
         else:
@@ -349,7 +350,9 @@ def prepare_base(root: Path, scratch: Path) -> tuple[Path, dict[Path, str]]:
     built = make_firmware(base)
     if built.returncode != 0:
         raise SetupError(f"the unmutated firmware does not build:\n{built.stderr}")
-    return base, digest([o for build in CONFIGS for o in sorted((base / build).rglob("*.o"))])
+    return base, digest([o for build in CONFIGS
+                         for o in [*sorted((base / build).rglob("*.o")),
+                                   base / build / "wrapper.elf", base / build / "testkernel.elf"]])
 
 
 def campaign(mutants: Sequence[Mutant], *, jobs: int = 1, timeout: float = TEST_TIMEOUT,
@@ -375,10 +378,13 @@ def campaign(mutants: Sequence[Mutant], *, jobs: int = 1, timeout: float = TEST_
                 return result
         done = len(result.outcomes)
         with concurrent.futures.ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
-            futures = [pool.submit(run_mutant, m, base, scratch, timeout, baseline)
-                       for m in todo]
+            futures = {pool.submit(run_mutant, m, base, scratch, timeout, baseline): m
+                       for m in todo}
             for future in concurrent.futures.as_completed(futures):
-                outcome = future.result()
+                try:
+                    outcome = future.result()
+                except Exception as e:        # a worker that died: say so, go on
+                    outcome = Outcome(futures[future], Status.ERROR, f"the worker failed: {e}")
                 result.outcomes.append(outcome)
                 done += 1
                 if progress is not None:
