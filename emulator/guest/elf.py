@@ -82,7 +82,20 @@ class ElfFacts:
 
 def _read_facts(path: Path) -> ElfFacts:
     """Parses the file with pyelftools (imported only here: a warm cache
-    never loads it)."""
+    never loads it).  A malformed file is an ElfImageError naming it,
+    whatever pyelftools raised on the way (it reads lazily, so a header it
+    accepted can still fail a section or symbol read later)."""
+    import struct
+
+    from elftools.common.exceptions import ELFError, ELFParseError
+    try:
+        return _parse_facts(path)
+    except (ELFError, ELFParseError, struct.error, ValueError, IndexError, KeyError,
+            UnicodeDecodeError, OverflowError) as e:
+        raise ElfImageError(f"{path}: a malformed ELF ({type(e).__name__}: {e})") from None
+
+
+def _parse_facts(path: Path) -> ElfFacts:
     from elftools.common.exceptions import ELFError
     from elftools.elf.elffile import ELFFile
     from elftools.elf.relocation import RelocationSection
