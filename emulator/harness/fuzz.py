@@ -47,7 +47,7 @@ from ..guest.observer import CheckState
 from .boot import boot
 from .firmware import FirmwareBuild
 from .result import BootResult, ExitReason
-from .scenario import MemoryTree, MiB, Scenario, default_initrd
+from .scenario import DEFAULT_BUDGET, MemoryTree, MiB, Scenario, default_initrd
 
 #: Instructions a fuzz boot may take: the default budget (the default boot
 #: takes about 1.2 M; a 16 MiB initrd moved and checksummed about 133 M).
