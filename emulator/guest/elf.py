@@ -91,7 +91,7 @@ def _read_facts(path: Path) -> ElfFacts:
     try:
         return _parse_facts(path)
     except (ELFError, ELFParseError, struct.error, ValueError, IndexError, KeyError,
-            UnicodeDecodeError, OverflowError) as e:
+            UnicodeDecodeError, OverflowError, OSError) as e:
         raise ElfImageError(f"{path}: a malformed ELF ({type(e).__name__}: {e})") from None
 
 
@@ -116,6 +116,11 @@ def _parse_facts(path: Path) -> ElfFacts:
         bits = elf.elfclass
         phdrs = list(elf.iter_segments())
         loads = [s for s in phdrs if s["p_type"] == "PT_LOAD"]
+        size = path.stat().st_size
+        for i, seg in enumerate(loads):
+            if seg["p_offset"] + seg["p_filesz"] > size:
+                raise ElfImageError(f"{path}: PT_LOAD {i} (file bytes 0x{seg['p_offset']:x}"
+                                    f"+0x{seg['p_filesz']:x}) runs past the file's end")
         sections = list(elf.iter_sections())
         opd = elf.get_section_by_name(".opd")
         symbols: dict[str, Symbol] = {}
