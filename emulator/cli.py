@@ -14,7 +14,7 @@ from .debug import cli as debug_cli
 from .errors import BwemuError
 from .gdbstub import cli as gdb_cli
 from .guest.entry import CONVENTIONS
-from .harness import scenarios_lib
+from .harness import ram_fill, scenarios_lib
 from .harness.boot import boot
 from .harness.firmware import ABIS, POLICIES, FirmwareBuild
 from .harness.inputs import read_input
@@ -103,7 +103,9 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
     changes = {k: v for k, v in (("dtb_at", args.dtb_at), ("wrapper_at", args.wrapper_at),
                                  ("initrd_at", args.initrd_at),
                                  ("kernel_bss", args.kernel_bss),
-                                 ("budget", args.budget)) if v is not None}
+                                 ("budget", args.budget),
+                                 ("ram_fill", getattr(args, "ram_fill", None)))
+               if v is not None}
     if args.attach_initrd is not None:
         changes["attached_initrd"] = _read(args.attach_initrd, "--attach-initrd")
     changes["policy"] = args.policy
@@ -238,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=cmd_boot)
     debug_cli.add_boot_arguments(b)   # --trace*, --map: emulator/debug/cli.py
     gdb_cli.add_boot_options(b)       # --gdb PORT: emulator/gdbstub/cli.py
+    ram_fill.add_boot_argument(b)     # --ram-fill PATTERN: emulator/harness/ram_fill.py
 
     # --- named scenarios ---
     n = sub.add_parser("scenarios", help="list the named scenarios")

@@ -12,7 +12,9 @@ event listeners (Guest.event) while the guest is still in it, so that a
 debugging observer can take its backtrace and recent instructions then.
 
 Cost: one UC_HOOK_MEM_WRITE per region, each bound to the region's address
-range, so a store elsewhere calls no Python.  Regions known only at the
+range (from MAX_STORE - 1 bytes before it: Unicorn matches a store by its
+first byte, and a doubleword starting just below a region writes into
+it), so a store elsewhere calls no Python.  Regions known only at the
 hand-off (the final tree, the initrd as handed on) get their hooks from
 the hand-off's code hook.  That works in Unicorn 2.1.4 because stores are
 matched against the hook list when they execute, not when they are
@@ -34,7 +36,7 @@ from unicorn import ppc_const as P
 
 from ..errors import CheckerError
 from ..guest.addresses import LoadedImage
-from ..guest.devicetree import DeviceTree, DeviceTreeError
+from ..guest.devicetree import DeviceTree, DeviceTreeError, reserve_map
 from ..guest.elf import SourceLocation
 from ..guest.observer import CheckState, CheckStatus, Guest, Handoff, RunOutcome
 from .rangetable import RangeTableView
@@ -44,6 +46,9 @@ NAME = "watch"
 WRAPPER, KERNEL = "wrapper", "kernel"
 ALWAYS = frozenset({WRAPPER, KERNEL})
 OUTSIDE_RAM = "outside RAM"
+#: The widest store a PowerPC instruction makes (stq; a doubleword for the
+#: GPR stores GCC emits).
+MAX_STORE = 16
 
 
 @dataclass
@@ -174,29 +179,12 @@ class Watch:
             out.append(ProtectedRegion("initrd (from the chain-loader)",
                                        g.initrd.address, g.initrd.end,
                                        frozenset({WRAPPER})))
-        for i, (addr, size) in enumerate(self._reserves()):
+        # The reserve map as the spec reads it; a broken map gives what
+        # could be read (the wrapper's own error is then the point of the run).
+        for i, (addr, size) in enumerate(reserve_map(self.guest.dtb_blob)):
             if size > 0:
                 out.append(ProtectedRegion(f"reserve map entry {i}", addr,
                                            min(addr + size, 2**64), ALWAYS))
-        return out
-
-    def _reserves(self) -> list[tuple[int, int]]:
-        """The input tree's memory reserve map, read from the blob (devicetree
-        spec: off_mem_rsvmap at header offset 16, (address, size) pairs of
-        big-endian u64 up to a (0, 0) pair).  A broken map gives what could
-        be read: the wrapper's own error is then the point of the run."""
-        blob = self.guest.dtb_blob
-        out: list[tuple[int, int]] = []
-        if len(blob) < 20:
-            return out
-        off = int.from_bytes(blob[16:20], "big")
-        while off + 16 <= len(blob):
-            addr = int.from_bytes(blob[off:off + 8], "big")
-            size = int.from_bytes(blob[off + 8:off + 16], "big")
-            if addr == 0 and size == 0:
-                break
-            out.append((addr, size))
-            off += 16
         return out
 
     def _protect(self, region: ProtectedRegion) -> None:
@@ -208,9 +196,13 @@ class Watch:
 
         def hook(uc: Uc, access: int, address: int, size: int, value: int,
                  user: object) -> None:
-            self._hit(region, uc.reg_read(P.UC_PPC_REG_PC), address, size)
+            if address + size > region.start:      # not a store ending before it
+                self._hit(region, uc.reg_read(P.UC_PPC_REG_PC), address, size)
+        # Unicorn matches a store by its first byte: one that starts up to
+        # MAX_STORE - 1 bytes before the region still writes into it.
         self.machine.uc.hook_add(UC_HOOK_MEM_WRITE, hook,
-                                 begin=region.start, end=region.end - 1)
+                                 begin=max(region.start - (MAX_STORE - 1), 0),
+                                 end=region.end - 1)
 
     def _handoff(self, handoff: Handoff) -> None:
         """The wrapper jumps to the kernel: from here on the final tree and
