@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import pickle
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -35,7 +34,7 @@ from wrapper_model.layout import (
 )
 
 from ..errors import SetupError
-from .image_cache import disk_cache_dir
+from .image_cache import disk_cache_dir, read_pickle, write_pickle
 
 if TYPE_CHECKING:     # pyelftools is imported only to parse (a warm cache never does)
     from elftools.dwarf.die import DIE
@@ -265,24 +264,8 @@ parses = 0
 
 
 def _load_cached(file: Path) -> StructLayout | None:
-    try:
-        with file.open("rb") as f:
-            value = pickle.load(f)
-    except (OSError, pickle.PickleError, EOFError, AttributeError, ImportError,
-            IndexError, TypeError, ValueError):
-        return None      # absent or unreadable: parse again
+    value = read_pickle(file)
     return value if isinstance(value, StructLayout) else None
-
-
-def _store_cached(file: Path, layout: StructLayout) -> None:
-    try:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = file.with_name(f".{file.name}.{os.getpid()}")
-        with tmp.open("wb") as f:
-            pickle.dump(layout, f)
-        os.replace(tmp, file)     # readers never see half a file
-    except OSError:
-        pass             # a read-only home: the cache is an optimisation only
 
 
 def struct_layout(elf: str | os.PathLike[str] | ELFFile, symbol: str) -> StructLayout:
@@ -330,7 +313,7 @@ def struct_layout(elf: str | os.PathLike[str] | ELFFile, symbol: str) -> StructL
     layout = read_struct_layout(elffile, symbol, str(path))
     _cache[key] = layout
     if file is not None:
-        _store_cached(file, layout)
+        write_pickle(file, layout)
     return layout
 
 

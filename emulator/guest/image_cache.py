@@ -90,15 +90,15 @@ def fact(path: Path, kind: str, compute: Callable[[Path], T]) -> T:
             file = folder / f"image-v{VERSION}-{digest(path)}-{kind}.pickle"
         except OSError:
             return compute(path)
-        stored = _load(file)
-        if stored is not None:
+        stored = read_pickle(file)     # a 1-tuple: the value may be None
+        if isinstance(stored, tuple) and len(stored) == 1:
             kinds[kind] = stored[0]
             return stored[0]
     value = compute(path)
     computed[kind] = computed.get(kind, 0) + 1
     kinds[kind] = value
     if file is not None:
-        _store(file, value)
+        write_pickle(file, (value,))
     return value
 
 
@@ -109,25 +109,29 @@ def clear() -> None:
     _digests.clear()
 
 
-def _load(file: Path) -> tuple[Any] | None:
+def read_pickle(file: Path) -> Any:
+    """What write_pickle put in file; None when it is absent or unreadable
+    (then the caller computes the value again)."""
     try:
         with file.open("rb") as f:
-            value = pickle.load(f)
+            return pickle.load(f)
     except (OSError, pickle.PickleError, EOFError, AttributeError, ImportError,
             IndexError, TypeError, ValueError):
-        return None      # absent or unreadable: compute again
-    return value if isinstance(value, tuple) and len(value) == 1 else None
+        return None
 
 
-def _store(file: Path, value: Any) -> None:
+def write_pickle(file: Path, value: Any) -> None:
+    """value into file, atomically; nothing when the folder is not writable
+    (a read-only home: the cache is an optimisation only)."""
     try:
         file.parent.mkdir(parents=True, exist_ok=True)
         tmp = file.with_name(f".{file.name}.{os.getpid()}")
         with tmp.open("wb") as f:
-            pickle.dump((value,), f, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp, file)     # readers never see half a file
     except OSError:
-        pass             # a read-only home: the cache is an optimisation only
+        pass
 
 
-__all__ = ["VERSION", "clear", "computed", "digest", "disk_cache_dir", "fact", "file_key"]
+__all__ = ["VERSION", "clear", "computed", "digest", "disk_cache_dir", "fact", "file_key",
+           "read_pickle", "write_pickle"]

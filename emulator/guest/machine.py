@@ -224,18 +224,9 @@ class Machine:
             # The next pause: the budget, the end of a slice or a checkpoint.
             target = min([budget, *([done + self.slice] if self.slice else []),
                           *[n for n, _ in pending if n > done]])
-            try:
-                self.starts += 1
-                self.uc.emu_start(pc, end, timeout=0, count=target - done)
-            except UcError as e:
-                if self._stop is None:
-                    here = self.reg("pc")
-                    self._stop = Stop("exception", f"{e} at pc 0x{here:x}", here)
-            if self._stop is not None:
-                return self._stop
-            here = self.reg("pc")
-            if until is not None and here == until:
-                return Stop("until", f"reached 0x{here:x}", here)
+            stopped, here = self._start(pc, end, target - done, until)
+            if stopped is not None:
+                return stopped
             done = self.progress = target
             while pending and pending[0][0] <= done:
                 pending.pop(0)[1]()
@@ -244,27 +235,37 @@ class Machine:
             if done >= budget:
                 break
             pc = here
-        self._stop = Stop("budget", f"budget exhausted after {budget} "
-                          f"instructions (pc 0x{here:x})", here)
-        return self._stop
+        return self._exhausted(budget, here)
 
     def _run_once(self, pc: int, end: int, budget: int, until: int | None) -> Stop:
         """run() in one emu_start: what its loop does when no slice or
         checkpoint falls inside the budget, without the loop's bookkeeping
         (a direct guest call makes one such run per operation)."""
+        stopped, here = self._start(pc, end, budget, until)
+        if stopped is not None:
+            return stopped
+        self.progress = budget
+        return self._exhausted(budget, here)
+
+    def _start(self, pc: int, end: int, count: int,
+               until: int | None) -> tuple[Stop | None, int]:
+        """One emu_start of count instructions: (the stop, if a hook, an
+        error or the end address ended it; the PC it ended at)."""
         self.starts += 1
         try:
-            self.uc.emu_start(pc, end, timeout=0, count=budget)
+            self.uc.emu_start(pc, end, timeout=0, count=count)
         except UcError as e:
             if self._stop is None:
                 here = self.reg("pc")
                 self._stop = Stop("exception", f"{e} at pc 0x{here:x}", here)
         if self._stop is not None:
-            return self._stop
+            return self._stop, self._stop.pc
         here = self.reg("pc")
         if until is not None and here == until:
-            return Stop("until", f"reached 0x{here:x}", here)
-        self.progress = budget
+            return Stop("until", f"reached 0x{here:x}", here), here
+        return None, here
+
+    def _exhausted(self, budget: int, here: int) -> Stop:
         self._stop = Stop("budget", f"budget exhausted after {budget} "
                           f"instructions (pc 0x{here:x})", here)
         return self._stop
