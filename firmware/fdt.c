@@ -184,15 +184,21 @@ static int header_rules(const void *fdt)
 		return -BW_FDT_ERR_STRUCT_MISPLACED;
 	if (str < hsize)
 		return -BW_FDT_ERR_STRINGS_MISPLACED;
+	stsize = struct_size(fdt);
+#ifndef FAULT_NO_TOTALSIZE_CHECK
+	/*
+	 * (make FAULT=NO_TOTALSIZE_CHECK leaves these three out: a validation
+	 * removed, for the fuzz campaign's test to catch.)
+	 */
 	if (!inside(rsv, RSV_ENTRY_SIZE, 0, total))
 		return -BW_FDT_ERR_RSVMAP_PAST_END;
 	if (st > total)
 		return -BW_FDT_ERR_STRUCT_PAST_END;
-	stsize = struct_size(fdt);
 	if (!inside(st, stsize, 0, total))
 		return -BW_FDT_ERR_STRUCT_PAST_END;
 	if (!inside(str, strsize, 0, total))
 		return -BW_FDT_ERR_STRINGS_PAST_END;
+#endif
 	/* At least a root BEGIN_NODE, its empty name, END_NODE and END. */
 	if (stsize % TOKEN_SIZE || stsize < 4 * TOKEN_SIZE)
 		return -BW_FDT_ERR_STRUCT_SIZE;

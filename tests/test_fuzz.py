@@ -89,3 +89,17 @@ def test_bad_fuzz_options_get_one_line(capsys, args, words):
     with pytest.raises(SystemExit) as e:
         main(["fuzz", *args])
     assert e.value.code == 2 and words in capsys.readouterr().err
+
+
+def test_a_campaign_of_three_hundred_cases_has_no_findings():
+    res = fuzz.campaign(1, range(300), jobs=2)
+    assert not res.findings, "\n" + res.table() + "\n" + "\n".join(
+        f"case {f.index} ({f.kind}): {f.summary}" for f in res.findings)
+    assert res.outcomes["handoff"] and res.outcomes["fatal"] and res.outcomes["input"]
+
+
+def test_a_build_with_the_totalsize_check_removed_is_caught_by_the_campaign():
+    res = fuzz.campaign(1, range(300), jobs=2, fault="NO_TOTALSIZE_CHECK")
+    assert res.findings, "the campaign did not notice the missing check"
+    assert {f.kind for f in res.findings} <= {"header", "truncate", "prop-length",
+                                             "name-offset", "token", "strings-nul"}

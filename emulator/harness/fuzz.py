@@ -27,6 +27,7 @@ Outcomes:
 from __future__ import annotations
 
 import concurrent.futures as cf
+import functools
 import json
 import os
 import random
@@ -458,15 +459,15 @@ def _predicted(region: str, predicted: set[str]) -> bool:
 
 
 def run_case(seed: int, index: int, policy: str = "fixed",
-             workdir: str | None = None) -> CaseOutcome:
+             workdir: str | None = None, fault: str | None = None) -> CaseOutcome:
     """Makes and boots one case; never raises (a worker's crash is the
     parent's to see)."""
     t0 = time.perf_counter()
     case = make_case(seed, index)      # a bug here is bwemu's, and raises
     work = Path(workdir or os.environ.get("TMPDIR", "/tmp"))
-    firmware = FirmwareBuild(policy=policy)
+    firmware = FirmwareBuild(policy=policy, fault=fault)
     try:
-        r = boot(scenario_of(case, firmware, work))
+        r = boot(scenario_of(case, firmware, work), firmware)
         outcome, summary = judge(case, r)
     except BwemuError as e:
         text = str(e)
@@ -516,12 +517,16 @@ CaseRunner = Callable[[int, int, str], CaseOutcome]
 
 def campaign(seed: int, indices: range | list[int], jobs: int = 1, policy: str = "fixed",
              findings_dir: Path | None = None, progress: bool = False,
-             runner: CaseRunner = run_case) -> CampaignResult:
+             runner: CaseRunner = run_case, fault: str | None = None) -> CampaignResult:
     """Runs the cases in `indices` of campaign `seed` in `jobs` processes
-    (runner: run_case, or a stand-in of the same signature for tests)."""
+    (runner: run_case, or a stand-in of the same signature for tests) on
+    the firmware built with `policy` and, to show the campaign catches
+    it, a deliberate `fault`."""
     result = CampaignResult(seed, len(indices))
     t0 = time.perf_counter()
-    FirmwareBuild(policy=policy).ensure_built().compose(compressed=False)   # built once, here
+    FirmwareBuild(policy=policy, fault=fault).ensure_built().compose(compressed=False)
+    if fault is not None:
+        runner = functools.partial(run_case, fault=fault)
 
     def record(o: CaseOutcome) -> None:
         result.outcomes[o.outcome] += 1
