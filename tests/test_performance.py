@@ -145,3 +145,23 @@ def test_bench_writes_every_figure_it_prints(tmp_path):
             assert f["met"] in (True, False, None)
     assert doc["machine"]["cores"] and len(doc["machine"]["load_before"]) == 3
     assert "load average" in p.stdout
+
+
+def test_a_tree_that_passed_is_not_walked_again_and_a_broken_one_always_is(monkeypatch):
+    from emulator.guest import devicetree
+    from emulator.harness.scenario import MemoryTree
+    walks: list[bytes] = []
+    real = devicetree._check_structure
+    monkeypatch.setattr(devicetree, "_check_structure",
+                        lambda blob, name: (walks.append(blob), real(blob, name)))
+    monkeypatch.setattr(devicetree, "_passed", set())
+    good = MemoryTree().build()
+    for _ in range(3):
+        devicetree.check_structure(good)
+        devicetree.check_structure(bytes(good))          # the same content, another object
+    assert len(walks) == 1
+    broken = b"\0" + good[1:]                             # no magic
+    for _ in range(2):
+        with pytest.raises(devicetree.DeviceTreeError, match="the tree as named"):
+            devicetree.check_structure(broken, "the tree as named")
+    assert len(walks) == 3
