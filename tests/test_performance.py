@@ -165,3 +165,15 @@ def test_a_tree_that_passed_is_not_walked_again_and_a_broken_one_always_is(monke
         with pytest.raises(devicetree.DeviceTreeError, match="the tree as named"):
             devicetree.check_structure(broken, "the tree as named")
     assert len(walks) == 3
+
+
+def test_without_qemu_the_peer_figure_is_skipped_with_a_note(monkeypatch):
+    from emulator import bench
+    from emulator.harness import peer
+    monkeypatch.setattr(peer, "qemu_available", lambda qemu=peer.QEMU: False)
+    figures = {f.key: f for f in bench.cli_vs_qemu(1)}
+    ratio = figures["cli_vs_qemu"]
+    assert ratio.value is None and ratio.met is None
+    assert "qemu-system-ppc64 is not installed" in ratio.detail
+    assert "skipped" in ratio.line() and "MISSES" not in ratio.line()
+    assert figures["cli_seconds"].value is not None and figures["cli_seconds"].value > 0
