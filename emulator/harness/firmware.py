@@ -54,11 +54,12 @@ def _make(build_dir: Path, *args: str, **variables: str) -> None:
 _built: dict[Path, float] = {}
 
 
-def known_faults() -> list[str]:
+def known_faults(source: str = "*.c") -> list[str]:
     """The deliberate faults the firmware sources can be built with: each
-    is an `#ifdef FAULT_NAME` (or #ifndef) somewhere in firmware/."""
+    is an `#ifdef FAULT_NAME` (or #ifndef) somewhere in firmware/ (or in
+    the files matching `source`: "memranges.c" for the range table's)."""
     names: set[str] = set()
-    for src in FIRMWARE_SRC.rglob("*.c"):
+    for src in FIRMWARE_SRC.rglob(source):
         names.update(re.findall(r"^#\s*if(?:n?def\s+|.*defined\()FAULT_(\w+)",
                                 src.read_text(errors="replace"), re.M))
     return sorted(names)
