@@ -191,20 +191,22 @@ def m_token(rng: random.Random, t: bytearray, case: FuzzCase) -> str:
     return f"token at 0x{off:x}: {tok} -> {new}"
 
 
-def m_prop_len(rng: random.Random, t: bytearray, case: FuzzCase) -> str:
+def _prop_word(rng: random.Random, t: bytearray, at: int, what: str) -> str:
+    """An edge value in one word of a random property's header (at 4: its
+    length, at 8: its name offset)."""
     props = [o for o, tok in _tokens(bytes(t)) if tok == FDT_PROP]
-    off = rng.choice(props) + 4
+    off = rng.choice(props) + at
     new = _edge(rng, _u32(t, off))
     _put32(t, off, new)
-    return f"property length at 0x{off:x} = 0x{new & 0xFFFF_FFFF:x}"
+    return f"{what} at 0x{off:x} = 0x{new & 0xFFFF_FFFF:x}"
+
+
+def m_prop_len(rng: random.Random, t: bytearray, case: FuzzCase) -> str:
+    return _prop_word(rng, t, 4, "property length")
 
 
 def m_name_offset(rng: random.Random, t: bytearray, case: FuzzCase) -> str:
-    props = [o for o, tok in _tokens(bytes(t)) if tok == FDT_PROP]
-    off = rng.choice(props) + 8
-    new = _edge(rng, _u32(t, off))
-    _put32(t, off, new)
-    return f"property name offset at 0x{off:x} = 0x{new & 0xFFFF_FFFF:x}"
+    return _prop_word(rng, t, 8, "property name offset")
 
 
 def m_truncate(rng: random.Random, t: bytearray, case: FuzzCase) -> str:
