@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .argtypes import count
 from .errors import SetupError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -406,16 +407,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
-    return n
-
-
 def add_parser(sub: Any) -> None:
     s = sub.add_parser("bench", help="measure every performance target in one run",
                        description="Every figure of docs/performance.md in one run: the "
@@ -424,13 +415,13 @@ def add_parser(sub: Any) -> None:
                        "mirrored range operations per second, the 20,000-example "
                        "differential, peak memory of a 16 GiB boot, and what the ring "
                        "buffer and the watch cost.  Targets are printed, never asserted.")
-    s.add_argument("--pairs", type=_positive, default=9, metavar="N",
+    s.add_argument("--pairs", type=count, default=9, metavar="N",
                    help="bwemu/QEMU whole-process pairs (default 9)")
-    s.add_argument("--boots", type=_positive, default=30, metavar="N",
+    s.add_argument("--boots", type=count, default=30, metavar="N",
                    help="in-process boots of each kind (default 30)")
-    s.add_argument("--operations", type=_positive, default=20_000, metavar="N",
+    s.add_argument("--operations", type=count, default=20_000, metavar="N",
                    help="mirrored range operations (default 20000)")
-    s.add_argument("--differential-examples", type=_positive, default=2000, metavar="N",
+    s.add_argument("--differential-examples", type=count, default=2000, metavar="N",
                    help="differential examples run, scaled to 20,000 (default 2000; "
                    "20000 runs it whole)")
     s.add_argument("--json", metavar="FILE", help="also write the figures to FILE")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from . import bench, corpus_cli, report
+from .argtypes import count
 from .coverage import cli as coverage_cli
 from .debug import cli as debug_cli
 from .errors import BwemuError
@@ -272,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("--start", type=int, default=0, metavar="I",
                    help="first case index (to split a campaign across machines)")
     z.add_argument("--only", type=int, metavar="I", help="run case I alone (a replay)")
-    z.add_argument("--jobs", type=positive, default=os.cpu_count() or 1, metavar="J")
+    z.add_argument("--jobs", type=count, default=os.cpu_count() or 1, metavar="J")
     z.add_argument("--policy", choices=POLICIES, default="fixed")
     z.add_argument("--findings", default="fuzz-findings", metavar="DIR",
                    help="where reproducers of findings go (default ./fuzz-findings)")

@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from .argtypes import count
+
 if TYPE_CHECKING:
     from .harness.corpus import CaseResult
 # emulator.harness.corpus (tomlkit, the process pool) is imported by the
@@ -115,23 +117,13 @@ def cmd_record(args: argparse.Namespace) -> int:
     return 1 if args.check and changed else 0
 
 
-def jobs(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of jobs") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
-    return n
-
-
 def add_run_parser(sub: Any) -> None:
     p = sub.add_parser("run", help="boot every scenario file of directories or files",
                        description="Boot scenario files (docs/scenarios.md) and check each "
                        "against its [expect]: a progress bar, then a summary table.  Exit "
                        "status 0 only when all pass, 1 when one fails, 2 when a file is bad.")
     p.add_argument("paths", nargs="+", type=Path, metavar="DIR_OR_FILE")
-    p.add_argument("--jobs", "-j", type=jobs, default=1, metavar="N",
+    p.add_argument("--jobs", "-j", type=count, default=1, metavar="N",
                    help=f"boots at a time (this machine has {os.cpu_count()} cores)")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     p.set_defaults(func=cmd_run)

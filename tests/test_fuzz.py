@@ -83,7 +83,7 @@ def test_the_cli_prints_the_table_and_exits_by_the_findings(capsys, tmp_path):
 
 @pytest.mark.parametrize("args, words", [
     (["--runs", "0"], "must be greater than 0"),
-    (["--jobs", "x"], "is not an address"),
+    (["--jobs", "x"], "'x' is not a whole number"),
 ])
 def test_bad_fuzz_options_get_one_line(capsys, args, words):
     with pytest.raises(SystemExit) as e:

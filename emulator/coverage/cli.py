@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..corpus_cli import jobs
+from ..argtypes import count
 from .run import BootLine, run, targets
 
 DEFAULT_OUTPUT = "wrapper.info"
@@ -110,7 +110,7 @@ def add_coverage_parser(sub: Any) -> None:
                    "default: every named scenario of the corpus (scenarios/)")
     p.add_argument("-o", "--output", default=DEFAULT_OUTPUT, metavar="FILE",
                    help=f"the tracefile to write (default {DEFAULT_OUTPUT})")
-    p.add_argument("--jobs", "-j", type=jobs, default=1, metavar="N",
+    p.add_argument("--jobs", "-j", type=count, default=1, metavar="N",
                    help=f"boots at a time (this machine has {os.cpu_count()} cores)")
     p.add_argument("--per-instruction", action="store_true",
                    help="count with a hook on every instruction instead: several times "
