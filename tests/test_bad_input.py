@@ -356,7 +356,7 @@ def test_the_wrapper_answers_with_its_own_fatal(case: Fatal) -> None:
 
 def test_a_broken_kernel_payload_gets_the_wrappers_fatal(tmp_path):
     from emulator.harness.fuzz import FuzzCase, scenario_of
-    crc = zlib.crc32(FirmwareBuild().ensure_built().kernel_elf.read_bytes())
+    crc = zlib.crc32(FirmwareBuild().ensure_built().payload_elf.read_bytes())
     for patch, compressed, words in (
             ((3, b"\xff"), True, "kernel image: not a gzip stream, or an unsupported header"),
             ((10, b"\xff\xff"), True, "kernel image: reserved deflate block type"),

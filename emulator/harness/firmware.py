@@ -113,7 +113,14 @@ class FirmwareBuild:
 
     @property
     def kernel_elf(self) -> Path:
+        """The test kernel with its symbols and DWARF: what bwemu reads."""
         return self.directory / "testkernel.elf"
+
+    @property
+    def payload_elf(self) -> Path:
+        """The test kernel as the default image carries it: stripped
+        (objcopy -S), as Linux's wrapper script strips vmlinux."""
+        return self.directory / "testkernel.payload.elf"
 
     def _run_make(self, *args: str, **variables: str) -> None:
         _make(self.directory, *args, ABI=self.abi, **variables)
@@ -131,7 +138,7 @@ class FirmwareBuild:
         seen = f"{stamp!r} {cross_prefix()}"
         try:
             if mark.read_text() == seen and self.wrapper_elf.exists() \
-                    and self.kernel_elf.exists():
+                    and self.kernel_elf.exists() and self.payload_elf.exists():
                 _built[self.directory] = stamp
                 return self
         except OSError:
@@ -169,7 +176,7 @@ class FirmwareBuild:
         self.ensure_built()
         if kernel_elf is None and attached_initrd is None and compressed:
             return self.wrapper_elf
-        kernel = Path(kernel_elf) if kernel_elf else self.kernel_elf
+        kernel = Path(kernel_elf) if kernel_elf else self.payload_elf
         h = hashlib.sha256(kernel.read_bytes())
         h.update(self.wrapper_elf.read_bytes())
         if attached_initrd is not None:

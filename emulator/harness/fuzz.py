@@ -372,7 +372,7 @@ def _patched_kernel(firmware: FirmwareBuild, case: FuzzCase, workdir: Path) -> P
     too broken to read: the model then has no kernel to predict with."""
     if case.compressed or case.payload_patch is None:
         return None
-    data = bytearray(firmware.ensure_built().kernel_elf.read_bytes())
+    data = bytearray(firmware.ensure_built().payload_elf.read_bytes())
     off, patch = case.payload_patch
     at = off if off >= 0 else len(data) + off
     data[at:at + len(patch)] = patch
