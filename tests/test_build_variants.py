@@ -143,3 +143,23 @@ def test_the_python_sides_calls_keep_their_configuration(tmp_path):
              f"POLICY={policy}", "FAULT=STALE_TAIL", "COMPRESS=none")
         images.setdefault(policy, []).append(image.read_bytes())
     assert images["fixed"][0] == images["fixed"][1] != images["seed"][0]
+
+
+# ------------------------------------------------------------- the payload
+
+def test_the_payload_is_the_same_whatever_the_source_trees_path(tmp_path):
+    """The test kernel's DWARF names the directory it was built in, so the
+    unstripped ELF differs between two copies of the tree; the payload the
+    image compresses is stripped and must not (CI's clone lives elsewhere
+    than a developer's, and a byte offset in the gzip stream must mean the
+    same thing in both)."""
+    built = []
+    for name in ("a", "a-much-longer-directory-name"):
+        src, out = tmp_path / name / "firmware", tmp_path / name / "out"
+        shutil.copytree(FIRMWARE, src)
+        make(src, f"O={out}", f"{out}/testkernel.payload.elf")
+        built.append(out)
+    first, second = built
+    assert (first / "testkernel.elf").read_bytes() != (second / "testkernel.elf").read_bytes()
+    assert (first / "testkernel.payload.elf").read_bytes() == \
+        (second / "testkernel.payload.elf").read_bytes()
