@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from . import image_cache
+from .lines import LineTable, read_line_table
 
 
 class ElfImageError(InputError):
@@ -169,32 +170,6 @@ def _parse_facts(path: Path) -> ElfFacts:
             symbols=symbols, local_offsets=local_offsets, all_functions=functions)
 
 
-def _read_lines(path: Path) -> tuple[list[int], list[tuple[str, int]]]:
-    """The DWARF line table: sorted addresses and their (file, line)."""
-    from elftools.elf.elffile import ELFFile
-    rows: list[tuple[int, str, int]] = []
-    with open(path, "rb") as f:
-        elf = ELFFile(f)
-        if not elf.has_dwarf_info():
-            return [], []
-        dwarf = elf.get_dwarf_info()
-        for cu in dwarf.iter_CUs():
-            prog = dwarf.line_program_for_CU(cu)
-            if prog is None:
-                continue
-            names = prog["file_entry"]
-            version = prog.header["version"]
-            for entry in prog.get_entries():
-                st = entry.state
-                if st is None or st.end_sequence:
-                    continue
-                idx = st.file if version >= 5 else st.file - 1
-                name = names[idx].name.decode() if 0 <= idx < len(names) else "?"
-                rows.append((st.address, name, st.line))
-    rows.sort()
-    return [r[0] for r in rows], [(r[1], r[2]) for r in rows]
-
-
 class ElfImage:
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -323,21 +298,19 @@ class ElfImage:
     @property
     def has_lines(self) -> bool:
         """Whether the image has a DWARF line table (built with -g)."""
-        return bool(self._lines[0])
+        return bool(self.lines)
 
     @cached_property
-    def _lines(self) -> tuple[list[int], list[tuple[str, int]]]:
-        return image_cache.fact(self.path, "elf-lines", _read_lines)
+    def lines(self) -> LineTable:
+        return image_cache.fact(self.path, "lines", read_line_table)
 
     def locate(self, addr: int) -> SourceLocation:
         """Function and source line of a link-time code address."""
         func = self.function_at(addr)
-        addrs, lines = self._lines
-        i = bisect.bisect_right(addrs, addr) - 1
-        if i < 0 or func is None:
+        where = self.lines.at(addr) if func is not None else None
+        if where is None:
             return SourceLocation(func, None, None)
-        file, line = lines[i]
-        return SourceLocation(func, file, line)
+        return SourceLocation(func, *where)
 
 
 class RawImage(ElfImage):
@@ -381,8 +354,8 @@ class RawImage(ElfImage):
         return []
 
     @cached_property
-    def _lines(self) -> tuple[list[int], list[tuple[str, int]]]:
-        return [], []
+    def lines(self) -> LineTable:
+        return LineTable()
 
     def readonly_sections(self) -> list[tuple[str, int, int]]:
         return []        # nothing says which of its bytes are code

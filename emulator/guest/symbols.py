@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import bisect
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 from . import image_cache
 from .addresses import LoadedImage
 from .elf import ElfImage, SourceLocation
+from .lines import LineTable, read_line_table
 
 if TYPE_CHECKING:
     from elftools.dwarf.callframe import FDE
@@ -113,12 +114,6 @@ _RULE_KINDS = {"OFFSET": "offset", "VAL_OFFSET": "val_offset", "REGISTER": "regi
                "SAME_VALUE": "same", "UNDEFINED": "undefined"}
 
 
-@dataclass
-class _Lines:
-    addrs: list[int] = field(default_factory=list)
-    rows: list[tuple[str, int, int]] = field(default_factory=list)  # file, line, sequence end
-
-
 class ImageSymbols:
     """Symbols, lines and CFI of one image file, in link addresses."""
 
@@ -155,10 +150,10 @@ class ImageSymbols:
     # --- reading ------------------------------------------------------------
 
     @cached_property
-    def _lines(self) -> _Lines:
+    def _lines(self) -> LineTable:
         if not self.is_elf:
-            return _Lines()
-        return image_cache.fact(self.path, "symbols-lines", _read_line_rows)
+            return LineTable()
+        return image_cache.fact(self.path, "lines", read_line_table)
 
     @cached_property
     def _fdes(self) -> tuple[list[int], list[tuple[int, FDE]]]:
@@ -197,7 +192,7 @@ class ImageSymbols:
 
     @property
     def has_lines(self) -> bool:
-        return bool(self._lines.addrs)
+        return bool(self._lines)
 
     @property
     def has_cfi(self) -> bool:
@@ -224,12 +219,7 @@ class ImageSymbols:
 
     def line_at(self, link: int) -> tuple[str, int] | None:
         """(file, line) of link, where a line-table sequence covers it."""
-        lines = self._lines
-        i = bisect.bisect_right(lines.addrs, link) - 1
-        if i < 0:
-            return None
-        fname, line, seq_end = lines.rows[i]
-        return (fname, line) if link < seq_end else None
+        return self._lines.at(link)
 
     def frame_rule(self, link: int) -> FrameRule | None:
         """The CFI row in force at link (None: no FDE covers it, or its CFA
@@ -350,44 +340,6 @@ def _read_symbol_facts(path: Path) -> _SymbolFacts | None:
             seen.add(value)
             first.append((value, name))
     return True, bits, entry, code, span, funcs, first
-
-
-def _read_line_rows(path: Path) -> _Lines:
-    """The DWARF line table with each row's sequence end (pyelftools)."""
-    from elftools.common.exceptions import DWARFError, ELFError
-    from elftools.elf.elffile import ELFFile
-    out = _Lines()
-    rows: list[tuple[int, str, int, int]] = []
-    try:
-        with open(path, "rb") as f:
-            elf = ELFFile(f)
-            if not elf.has_dwarf_info():
-                return out
-            dwarf = elf.get_dwarf_info()
-            for cu in dwarf.iter_CUs():
-                prog = dwarf.line_program_for_CU(cu)
-                if prog is None:
-                    continue
-                names = prog["file_entry"]
-                v5 = prog.header["version"] >= 5
-                seq: list[tuple[int, str, int]] = []
-                for entry in prog.get_entries():
-                    st = entry.state
-                    if st is None:
-                        continue
-                    if st.end_sequence:
-                        rows += [(a, fn, ln, st.address) for a, fn, ln in seq]
-                        seq = []
-                        continue
-                    idx = st.file if v5 else st.file - 1
-                    fname = names[idx].name.decode() if 0 <= idx < len(names) else "?"
-                    seq.append((st.address, fname, st.line))
-    except (OSError, ELFError, DWARFError):
-        return out
-    rows.sort(key=lambda r: r[0])
-    out.addrs = [r[0] for r in rows]
-    out.rows = [(r[1], r[2], r[3]) for r in rows]
-    return out
 
 
 _CACHE: dict[tuple[str, int, int, int], ImageSymbols] = {}
