@@ -40,7 +40,7 @@ def _facts(path: Path) -> tuple:
     syms = ImageSymbols(path)
     scan = LoadedImage(elf, 0).scan_code("spin-test", lambda w: w if w == 0x48000000 else None)
     return (elf.entry, elf.bits, elf.segments, elf.symbols, elf.readonly_sections(),
-            elf.relocation_targets, elf._lines, elf.load_alignment, elf.position_independent,
+            elf.relocation_targets, elf.lines, elf.load_alignment, elf.position_independent,
             syms._funcs, syms._labels, syms.code, syms.span, syms._lines, scan)
 
 
@@ -85,15 +85,22 @@ def test_a_second_cli_boot_parses_no_image(tmp_path):
             "from emulator.guest import image_cache;"
             "rc = main(['boot', '--json']); "
             "print('COMPUTED', json.dumps(image_cache.computed), file=sys.stderr);"
+            "print('LOADED', json.dumps([m for m in PARSERS if m in sys.modules]),"
+            "      file=sys.stderr);"
             "sys.exit(rc)")
-    computed, outputs = [], []
+    parsers = ["elftools", "tomlkit", "capstone"]
+    computed, loaded, outputs = [], [], []
     for _ in range(2):
-        p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
-                           capture_output=True, text=True)
+        p = subprocess.run([sys.executable, "-c", f"PARSERS = {parsers!r}; {code}"],
+                           cwd=ROOT, env=env, capture_output=True, text=True)
         assert p.returncode == 0, p.stderr
-        computed.append(json.loads(p.stderr.split("COMPUTED")[1]))
+        computed.append(json.loads(p.stderr.split("COMPUTED")[1].split("LOADED")[0]))
+        loaded.append(json.loads(p.stderr.split("LOADED")[1]))
         outputs.append(json.loads(p.stdout))
     assert computed[0].get("elf") and computed[1] == {}
+    # pyelftools is for parsing, tomlkit for scenario files, capstone for
+    # reports that show code: a warm default boot needs none of them
+    assert "elftools" in loaded[0] and loaded[1] == []
     for out in outputs:
         out.pop("seconds", None)
     assert outputs[0] == outputs[1]

@@ -21,9 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
-
+from ..guest import image_cache
 from ..guest.machine import Machine
 
 #: Bytes read from the guest at a time.
@@ -54,26 +52,55 @@ class KernelLayout:
     @classmethod
     def from_elf(cls, path: Path) -> KernelLayout | None:
         """None when path is not an ELF with PT_LOAD segments (a raw
-        kernel, or one the wrapper refuses: nothing to compare with)."""
+        kernel, or one the wrapper refuses: nothing to compare with).  The
+        program headers are parsed once per file content (image_cache);
+        the segments' bytes are read from the file each time."""
+        headers = image_cache.fact(path, "kernel-load-segments", _load_segments)
+        if not headers:
+            return None
+        loads, entry = headers
+        use_paddr = any(h.paddr for h in loads)
+        where = [h.paddr if use_paddr else h.vaddr for h in loads]
+        base = min(where)
+        vbase = min(h.vaddr for h in loads)
         try:
             with open(path, "rb") as f:
-                elf = ELFFile(f)
-                loads = [(s["p_paddr"], s["p_vaddr"], s["p_memsz"], s.data())
-                         for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"]
-                entry = elf["e_entry"]
-        except (OSError, ELFError):
+                data = []
+                for h in loads:
+                    f.seek(h.file_offset)
+                    data.append(f.read(h.filesz))
+        except OSError:
             return None
-        if not loads:
-            return None
-        use_paddr = any(p for p, _, _, _ in loads)
-        where = [p if use_paddr else v for p, v, _, _ in loads]
-        base = min(where)
-        vbase = min(v for _, v, _, _ in loads)
-        segments = tuple(LoadSegment(i, at - base, data, memsz)
-                         for i, (at, (_, _, memsz, data)) in enumerate(zip(where, loads,
-                                                                          strict=True)))
+        segments = tuple(LoadSegment(i, at - base, d, h.memsz)
+                         for i, (at, h, d) in enumerate(zip(where, loads, data, strict=True)))
         size = max(s.offset + s.memsz for s in segments)
         return cls(segments, size, entry - vbase)
+
+
+@dataclass(frozen=True)
+class _ProgramHeader:
+    """The fields of one PT_LOAD that placing it needs."""
+    paddr: int
+    vaddr: int
+    memsz: int
+    file_offset: int
+    filesz: int
+
+
+def _load_segments(path: Path) -> tuple[list[_ProgramHeader], int] | None:
+    """The PT_LOADs in file order and e_entry; None when path is not an
+    ELF pyelftools can read."""
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+    try:
+        with open(path, "rb") as f:
+            elf = ELFFile(f)
+            loads = [_ProgramHeader(s["p_paddr"], s["p_vaddr"], s["p_memsz"],
+                                    s["p_offset"], s["p_filesz"])
+                     for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"]
+            return loads, elf["e_entry"]
+    except (OSError, ELFError):
+        return None
 
 
 def first_difference(machine: Machine, address: int, expected: bytes) -> int | None:

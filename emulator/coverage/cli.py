@@ -8,10 +8,12 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..argtypes import count
-from .run import BootLine, run, targets
+
+if TYPE_CHECKING:
+    from .run import BootLine
 
 DEFAULT_OUTPUT = "wrapper.info"
 
@@ -28,6 +30,9 @@ def _percent(hit: int, found: int) -> str:
 
 
 def cmd_coverage(args: argparse.Namespace) -> int:
+    # Imported here: the recorder and the DWARF reader are no part of the
+    # other commands (a `bwemu boot` would pay ~20 ms to load pyelftools).
+    from .run import run, targets
     t0 = time.perf_counter()
     boots = targets(args.scenarios)
     live = sys.stderr.isatty()

@@ -26,9 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import tomlkit
-from tomlkit.exceptions import ParseError, TOMLKitError
-
 from wrapper_model.placement import FATAL_KINDS
 
 from ..guest.devicetree import DeviceTree, DeviceTreeError
@@ -336,6 +333,9 @@ class ScenarioFile:
 
 def parse_toml(path: Path, source: str) -> dict[str, Any]:
     """The file's data as plain Python values; a syntax error names its line."""
+    # Imported here: a boot that reads no scenario file need not load it.
+    import tomlkit
+    from tomlkit.exceptions import ParseError, TOMLKitError
     try:
         doc = tomlkit.parse(source)
     except ParseError as e:
