@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from . import bench, corpus_cli, report
-from .argtypes import count
+from .argtypes import count, counted, index, instructions, jobs
 from .coverage import cli as coverage_cli
 from .debug import cli as debug_cli
 from .errors import BwemuError
@@ -34,12 +34,9 @@ def address(text: str) -> int:
     return value
 
 
-def positive(text: str) -> int:
-    value = address(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be greater than 0")
-    return value
-
+#: ranges-check's longest operation sequence: the table has 32 entries,
+#: so longer sequences only revisit full-table states, more slowly.
+MAX_SEQUENCE = 100_000
 
 SIZE_SUFFIXES = {"K": 10, "M": 20, "G": 30, "T": 40}
 
@@ -231,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--abi", choices=ABIS, default=ABIS[0],
                    help="the ABI bwemu's firmware is built for (make -C firmware ABI=elfv2; "
                    "an --image is booted as it is)")
-    b.add_argument("--budget", type=positive, metavar="N",
+    b.add_argument("--budget", type=instructions, metavar="N",
                    help="instruction budget (default 400 million)")
     b.add_argument("--json", action="store_true", help="one JSON object on stdout")
     b.add_argument("--no-watch", action="store_true",
@@ -253,9 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run random operation sequences through the wrapper's "
                        "range-table C in the emulator and through the reference model in "
                        "lockstep; report the smallest divergent sequence, if any.")
-    c.add_argument("--examples", type=positive, default=300, metavar="N")
-    c.add_argument("--length", type=positive, default=30, metavar="OPS",
-                   help="operations per sequence (default 30)")
+    c.add_argument("--examples", type=count, default=300, metavar="N")
+    c.add_argument("--length", type=counted(MAX_SEQUENCE), default=30, metavar="OPS",
+                   help=f"operations per sequence (default 30, at most {MAX_SEQUENCE:,})")
     c.add_argument("--seed", type=int, help="for a repeatable run")
     c.add_argument("--fault", metavar="NAME",
                    help="build with a deliberate fault (memranges.c: NO_MERGE_ADJACENT, "
@@ -268,12 +265,12 @@ def build_parser() -> argparse.ArgumentParser:
                        "addresses, each booted with every checker attached.  Each case "
                        "comes from (seed, index) alone, so machines can split a campaign "
                        "by --start/--runs and replay one case with --only.")
-    z.add_argument("--runs", type=positive, default=200, metavar="N")
+    z.add_argument("--runs", type=count, default=200, metavar="N")
     z.add_argument("--seed", type=int, default=1)
-    z.add_argument("--start", type=int, default=0, metavar="I",
+    z.add_argument("--start", type=index, default=0, metavar="I",
                    help="first case index (to split a campaign across machines)")
-    z.add_argument("--only", type=int, metavar="I", help="run case I alone (a replay)")
-    z.add_argument("--jobs", type=count, default=os.cpu_count() or 1, metavar="J")
+    z.add_argument("--only", type=index, metavar="I", help="run case I alone (a replay)")
+    z.add_argument("--jobs", type=jobs, default=os.cpu_count() or 1, metavar="J")
     z.add_argument("--policy", choices=POLICIES, default="fixed")
     z.add_argument("--findings", default="fuzz-findings", metavar="DIR",
                    help="where reproducers of findings go (default ./fuzz-findings)")

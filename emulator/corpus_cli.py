@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .argtypes import count
+from .argtypes import jobs
 
 if TYPE_CHECKING:
     from .harness.corpus import CaseResult
@@ -123,7 +123,7 @@ def add_run_parser(sub: Any) -> None:
                        "against its [expect]: a progress bar, then a summary table.  Exit "
                        "status 0 only when all pass, 1 when one fails, 2 when a file is bad.")
     p.add_argument("paths", nargs="+", type=Path, metavar="DIR_OR_FILE")
-    p.add_argument("--jobs", "-j", type=count, default=1, metavar="N",
+    p.add_argument("--jobs", "-j", type=jobs, default=1, metavar="N",
                    help=f"boots at a time (this machine has {os.cpu_count()} cores)")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     p.set_defaults(func=cmd_run)

@@ -71,7 +71,7 @@ def test_budget_exhausted_exits_nonzero():
     (["--dtb", "tests/data/../../build/firmware/none.dtb"], "none.dtb: cannot read: No such file"),
     (["--dtb-at", "0x7fff0000"], "is not inside RAM"),
     (["--wrapper-at", "0xffc0000", "--dtb-at", "0xffc0000"], "overlaps"),
-    (["--budget", "0"], "greater than 0"),
+    (["--budget", "0"], "0 is less than 1"),
 ])
 def test_bad_input_gets_a_specific_error_not_a_traceback(args, words):
     p = bwemu("boot", *args)

@@ -82,8 +82,12 @@ def test_the_cli_prints_the_table_and_exits_by_the_findings(capsys, tmp_path):
 
 
 @pytest.mark.parametrize("args, words", [
-    (["--runs", "0"], "must be greater than 0"),
+    (["--runs", "0"], "--runs: 0 is less than 1"),
     (["--jobs", "x"], "'x' is not a whole number"),
+    # past these, multiprocessing raised OverflowError
+    (["--jobs", str(2**70)], "--jobs: 1180591620717411303424 is more than 256"),
+    (["--start", "-1"], "--start: -1 is less than 0"),
+    (["--only", "-1"], "--only: -1 is less than 0"),
 ])
 def test_bad_fuzz_options_get_one_line(capsys, args, words):
     with pytest.raises(SystemExit) as e:

@@ -46,3 +46,14 @@ def test_cli_exit_status_and_report():
 def test_unknown_fault_is_refused_by_the_library_too():
     with pytest.raises(FirmwareError, match="unknown fault"):
         FirmwareBuild(fault="NOPE")
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--length", str(2**63 - 1)], "--length: 9223372036854775807 is more than 100,000"),
+    (["--examples", "0"], "--examples: 0 is less than 1"),
+])
+def test_a_length_or_count_past_its_bound_is_refused_before_running(args, words):
+    """An unbounded --length ran until killed."""
+    p = subprocess.run([sys.executable, "-m", "emulator.cli", "ranges-check", *args],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and words in p.stderr and "Traceback" not in p.stderr

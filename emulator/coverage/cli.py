@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..argtypes import count
+from ..argtypes import jobs
 
 if TYPE_CHECKING:
     from .run import BootLine
@@ -115,7 +115,7 @@ def add_coverage_parser(sub: Any) -> None:
                    "default: every named scenario of the corpus (scenarios/)")
     p.add_argument("-o", "--output", default=DEFAULT_OUTPUT, metavar="FILE",
                    help=f"the tracefile to write (default {DEFAULT_OUTPUT})")
-    p.add_argument("--jobs", "-j", type=count, default=1, metavar="N",
+    p.add_argument("--jobs", "-j", type=jobs, default=1, metavar="N",
                    help=f"boots at a time (this machine has {os.cpu_count()} cores)")
     p.add_argument("--per-instruction", action="store_true",
                    help="count with a hook on every instruction instead: several times "

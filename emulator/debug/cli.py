@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from ..argtypes import count
 from ..errors import InputError
 from ..guest.observer import Observer
 
@@ -34,16 +35,6 @@ def _span(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def _count(text: str) -> int:
-    try:
-        n = int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if n <= 0:
-        raise argparse.ArgumentTypeError("must be greater than 0")
-    return n
-
-
 def add_boot_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group(
         "seeing why a boot failed",
@@ -60,9 +51,9 @@ def add_boot_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--trace-range", metavar="A-B", type=_span,
                    help="only instructions at guest addresses A <= pc < B")
     one = g.add_mutually_exclusive_group()
-    one.add_argument("--trace-first", metavar="N", type=_count,
+    one.add_argument("--trace-first", metavar="N", type=count,
                      help="stop tracing after N instructions")
-    one.add_argument("--trace-last", metavar="N", type=_count,
+    one.add_argument("--trace-last", metavar="N", type=count,
                      help="keep only the last N instructions, written at the end")
     g.add_argument("--trace-file", metavar="F",
                    help="write the trace to F (default: standard output; standard "
