@@ -18,7 +18,7 @@ from .guest.entry import CONVENTIONS
 from .harness import ram_fill, scenarios_lib
 from .harness.boot import boot
 from .harness.firmware import ABIS, POLICIES, FirmwareBuild
-from .harness.inputs import read_input
+from .harness.inputs import check_input, read_input
 from .harness.scenario import MemoryTree, Scenario, ScenarioError, default_scenario
 
 
@@ -82,8 +82,14 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
     else:
         sc = Scenario.from_files(args.dtb, initrd=args.initrd)
     if args.image is not None:
-        sc = sc.replace(image=Path(args.image), entry=args.entry,
-                        kernel=None if args.kernel is None else Path(args.kernel),
+        ours = [o for o, v in (("--attach-initrd", args.attach_initrd),
+                               ("--kernel-bss", args.kernel_bss)) if v is not None]
+        if ours:
+            raise ScenarioError(f"{ours[0]} describes bwemu's own firmware image, "
+                                f"not an --image FILE")
+        sc = sc.replace(image=check_input(args.image, "--image"), entry=args.entry,
+                        kernel=None if args.kernel is None
+                        else check_input(args.kernel, "--kernel"),
                         entry_offset=args.entry_offset, regs=tuple(args.reg or ()),
                         msr=args.msr)
     elif args.kernel is not None or args.entry_offset is not None:

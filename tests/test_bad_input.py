@@ -230,7 +230,14 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     x86.write_bytes(bytes(header))
     good = d / "good.dtb"
     good.write_bytes(tree())
-    return {"fifo": fifo, "dir": d, "big": big, "empty": empty, "x86": x86, "tree": good}
+    huge = d / "huge.elf"            # sparse: 8 GiB on paper, nothing on disk
+    with huge.open("wb") as f:
+        f.truncate(8 << 30)
+    bad_dts = d / "bad.dts"
+    bad_dts.write_text("/dts-v1/;\n/ { memory { reg = <0 0x10000000> }; };\n")
+    return {"fifo": fifo, "dir": d, "big": big, "empty": empty, "x86": x86, "tree": good,
+            "huge": huge, "bad_dts": bad_dts,
+            "wrapper": FirmwareBuild().ensure_built().wrapper_elf}
 
 
 CLI_CASES = [
@@ -243,6 +250,18 @@ CLI_CASES = [
     (["--attach-initrd", "/nonexistent/i"], "--attach-initrd /nonexistent/i: cannot read"),
     (["--kernel-bss", str(2**63)], "Scenario field kernel_bss"),
     (["--image", "{x86}"], "not a big-endian PowerPC ELF (ELF64 EM_X86_64, little-endian)"),
+    # read whole before any check, these two hung and ran the host out of memory
+    (["--image", "/dev/zero"], "--image /dev/zero: not a regular file"),
+    (["--image", "{wrapper}", "--kernel", "/dev/zero"], "--kernel /dev/zero: not a regular file"),
+    (["--image", "{huge}"], "8589934592 bytes, more than the 256 MiB bwemu reads"),
+    (["--image", "{dir}"], "not a regular file"),
+    (["--image", "/nonexistent/z"], "--image /nonexistent/z: cannot read"),
+    # once ignored, or booted and then failed on the initrd check
+    (["--image", "{wrapper}", "--kernel-bss", "0x1000"],
+     "--kernel-bss describes bwemu's own firmware image, not an --image FILE"),
+    (["--image", "{wrapper}", "--attach-initrd", "{tree}"],
+     "--attach-initrd describes bwemu's own firmware image"),
+    (["--dtb", "{bad_dts}"], "dtc cannot compile it"),
     (["--image", "{empty}", "--entry-offset", "0"], "the image is empty"),
     (["--reg", "r6"], "is not NAME=VALUE"),
     (["--memory", "banana"], "is not a size"),
@@ -428,3 +447,33 @@ def test_a_console_node_without_reg_boots_silently_not_as_an_overlap():
 def test_a_zero_length_initrd_file_is_not_a_crash(tmp_path):
     r = boot(default_scenario().replace(initrd=b""))
     assert r.exit.value in ("kernel", "fatal") and r.message
+
+
+def test_a_dts_given_to_dtb_is_compiled_as_scenario_files_compile_it(tmp_path, capsys):
+    """Read as a blob, a .dts met the wrapper's "bad magic" (exit 1)."""
+    dts = tmp_path / "board.dts"
+    dts.write_bytes(subprocess.run(["dtc", "-q", "-I", "dtb", "-O", "dts"], input=tree(),
+                                   capture_output=True, check=True).stdout)
+    assert main(["boot", "--dtb", str(dts)]) == 0, capsys.readouterr().out
+
+
+def test_a_scenario_for_an_image_refuses_what_only_composes_our_own(tmp_path):
+    image = FirmwareBuild().ensure_built().wrapper_elf
+    for change, name in (({"kernel_bss": 0x1000}, "kernel_bss"),
+                         ({"attached_initrd": b"x"}, "attached_initrd"),
+                         ({"compressed_kernel": False}, "compressed_kernel")):
+        with pytest.raises(ScenarioError, match=f"^Scenario field {name} describes bwemu's "
+                           "own firmware image"):
+            default_scenario().replace(image=image, **change)
+
+
+def test_a_scenario_file_naming_a_huge_image_gets_one_line(files, tmp_path):
+    """An 8 GiB (sparse) image in a scenario file was read whole: a
+    MemoryError, or the host's memory, before any check."""
+    from emulator.harness.scenario_file import ScenarioFileError, load
+    toml = tmp_path / "huge.toml"
+    toml.write_text(f'description = "x"\n[firmware]\nimage = "{files["huge"]}"\n'
+                    f'entry = "epapr"\n')
+    with pytest.raises(ScenarioFileError, match=r"\[firmware\] image .*huge\.elf: 8589934592 "
+                       r"bytes, more than the 256 MiB bwemu reads"):
+        load(toml)

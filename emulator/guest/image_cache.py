@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -55,8 +56,12 @@ def disk_cache_dir() -> Path | None:
 
 
 def file_key(path: Path) -> tuple[str, int, int]:
-    """(resolved path, size, mtime_ns); raises OSError for a missing file."""
+    """(resolved path, size, mtime_ns); raises OSError for a missing file,
+    or for one that is not regular (/dev/zero, a FIFO: no content to key
+    by, and hashing it would never end)."""
     st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise OSError(f"{path}: not a regular file")
     return str(Path(path).resolve()), st.st_size, st.st_mtime_ns
 
 
@@ -65,7 +70,11 @@ def digest(path: Path) -> str:
     key = file_key(path)
     hit = _digests.get(key)
     if hit is None:
-        hit = _digests[key] = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:40]
+        h = hashlib.sha256()
+        with open(path, "rb") as f:        # in pieces: a vmlinux may be large
+            for piece in iter(lambda: f.read(1 << 20), b""):
+                h.update(piece)
+        hit = _digests[key] = h.hexdigest()[:40]
     return hit
 
 

@@ -20,7 +20,7 @@ import libfdt
 
 from ..errors import InputError
 from ..guest.addresses import Placement
-from .inputs import read_input
+from .inputs import read_input, read_tree
 
 MiB = 1 << 20
 ALIGN = 0x10000          # kexec-tools places segments on 64 KiB boundaries
@@ -151,11 +151,20 @@ class Scenario:
                 if problem:
                     raise ScenarioError(f"Scenario field {f.name}: {problem}, "
                                         f"not {_short(value)}")
+        if self.image is not None:
+            # what composes bwemu's own image means nothing for a user's
+            ours = [n for n, v in (("attached_initrd", self.attached_initrd),
+                                   ("kernel_bss", self.kernel_bss)) if v is not None]
+            if not self.compressed_kernel:
+                ours.append("compressed_kernel")
+            if ours:
+                raise ScenarioError(f"Scenario field {ours[0]} describes bwemu's own "
+                                    f"firmware image, not the image {self.image}")
 
     @classmethod
     def from_files(cls, dtb: Path, *, initrd: Path | None = None,
                    **kwargs: Any) -> Scenario:
-        return cls(name=Path(dtb).name, dtb=read_input(dtb, "--dtb"),
+        return cls(name=Path(dtb).name, dtb=read_tree(dtb, "--dtb"),
                    initrd=read_input(initrd, "--initrd") if initrd else None, **kwargs)
 
     def replace(self, **changes: Any) -> Scenario:

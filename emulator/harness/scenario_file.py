@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import difflib
 import re
-import shutil
-import subprocess
 import sys
 from array import array
 from collections.abc import Callable
@@ -28,9 +26,11 @@ from typing import Any
 
 from wrapper_model.placement import FATAL_KINDS
 
+from ..errors import InputError
 from ..guest.devicetree import DeviceTree, DeviceTreeError
 from ..guest.elf import ElfImage, ElfImageError
 from .firmware import POLICIES, FirmwareBuild, FirmwareError
+from .inputs import LIMITS, check_input, read_input, read_tree
 from .ram_fill import parse_pattern
 from .result import ExitReason
 from .scenario import (
@@ -408,21 +408,30 @@ class _Builder:
     def has(self, table: str, key: str) -> bool:
         return key in self.t.get(table, {})
 
-    def file(self, table: str, key: str) -> Path:
-        """A path relative to the scenario file, which must be a readable file."""
+    def _input(self, table: str, key: str) -> tuple[Path, str, int]:
+        """The file a key names (relative to the scenario file), the key's
+        name, and the size limit bwemu reads for it (harness/inputs.py)."""
         p = self.path.parent / self.get(table, key)
-        if not p.is_file():
-            what = "no such file" if not p.exists() else "not a regular file"
-            raise self.fail(f"{_key_name(table, key)}: {what}: {p}", _key_name(table, key))
-        return p
+        return p, _key_name(table, key), LIMITS[table if key == "file" else key]
+
+    def file(self, table: str, key: str) -> Path:
+        """A path relative to the scenario file: a regular file within its
+        size limit."""
+        p, name, limit = self._input(table, key)
+        if not p.exists():
+            raise self.fail(f"{name}: no such file: {p}", name)
+        try:
+            return check_input(p, name, limit)
+        except InputError as e:
+            raise self.fail(str(e), name) from None
 
     def read(self, table: str, key: str) -> bytes:
-        p = self.file(table, key)
+        p, name, limit = self._input(table, key)
+        self.file(table, key)
         try:
-            return p.read_bytes()
-        except OSError as e:
-            raise self.fail(f"{_key_name(table, key)}: cannot read {p}: {e.strerror}",
-                            _key_name(table, key)) from None
+            return read_input(p, name, limit)
+        except InputError as e:
+            raise self.fail(str(e), name) from None
 
     # --- the tree ---------------------------------------------------------
     def tree(self) -> tuple[bytes, int | None, str | None]:
@@ -469,19 +478,12 @@ class _Builder:
         return blob, fill, self.get("tree", "bootargs")
 
     def dtb_blob(self) -> bytes:
-        p = self.file("tree", "dtb")
-        if p.suffix != ".dts":
-            return self.read("tree", "dtb")
-        if shutil.which("dtc") is None:
-            raise self.fail("[tree] dtb: a .dts needs dtc (Debian: device-tree-compiler)",
-                            "[tree] dtb")
-        proc = subprocess.run(["dtc", "-q", "-I", "dts", "-O", "dtb", "-o", "-", str(p)],
-                              capture_output=True, timeout=60)
-        if proc.returncode != 0:
-            first = (proc.stderr.decode(errors="replace").strip().splitlines()
-                     or ["(no message)"])[0]
-            raise self.fail(f"[tree] dtb: dtc cannot compile {p}: {first}", "[tree] dtb")
-        return proc.stdout
+        self.file("tree", "dtb")
+        p, name, _ = self._input("tree", "dtb")
+        try:
+            return read_tree(p, name)
+        except InputError as e:
+            raise self.fail(str(e), name) from None
 
     # --- the initrds --------------------------------------------------------
     def blob(self, table: str) -> bytes | None:
