@@ -19,7 +19,13 @@ from .harness import ram_fill, scenarios_lib
 from .harness.boot import boot
 from .harness.firmware import ABIS, POLICIES, FirmwareBuild
 from .harness.inputs import check_input, read_input
-from .harness.scenario import MemoryTree, Scenario, ScenarioError, default_scenario
+from .harness.scenario import (
+    MAX_KERNEL_BSS,
+    MemoryTree,
+    Scenario,
+    ScenarioError,
+    default_scenario,
+)
 
 
 def address(text: str) -> int:
@@ -227,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--initrd-at", type=address, metavar="ADDR")
     b.add_argument("--attach-initrd", metavar="FILE",
                    help="an initrd carried inside the wrapper image instead")
-    b.add_argument("--kernel-bss", type=address, metavar="BYTES",
+    b.add_argument("--kernel-bss", type=counted(MAX_KERNEL_BSS, least=0), metavar="BYTES",
                    help="memory the test kernel claims past its file (model a bigger kernel)")
     b.add_argument("--policy", choices=POLICIES, default="fixed",
                    help="the wrapper's heap policy (docs/kexec.md)")

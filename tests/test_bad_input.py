@@ -248,7 +248,8 @@ CLI_CASES = [
     (["--dtb", "{big}"], "more than the 16 MiB bwemu reads"),
     (["--initrd", "{fifo}"], "--initrd"),
     (["--attach-initrd", "/nonexistent/i"], "--attach-initrd /nonexistent/i: cannot read"),
-    (["--kernel-bss", str(2**63)], "Scenario field kernel_bss"),
+    (["--kernel-bss", str(2**63)], "--kernel-bss: 9223372036854775808 is more than "
+                                   "1,099,511,627,776"),
     (["--image", "{x86}"], "not a big-endian PowerPC ELF (ELF64 EM_X86_64, little-endian)"),
     # read whole before any check, these two hung and ran the host out of memory
     (["--image", "/dev/zero"], "--image /dev/zero: not a regular file"),
@@ -477,3 +478,32 @@ def test_a_scenario_file_naming_a_huge_image_gets_one_line(files, tmp_path):
     with pytest.raises(ScenarioFileError, match=r"\[firmware\] image .*huge\.elf: 8589934592 "
                        r"bytes, more than the 256 MiB bwemu reads"):
         load(toml)
+
+
+def test_a_memory_reg_with_part_of_an_entry_is_the_wrappers_to_answer(capsys):
+    """Three cells under 2/2 root cells were called "/memory is empty (no
+    reg, or size 0)" and refused before the boot; the wrapper reads no
+    whole block from it and says so itself."""
+    def change(f: libfdt.Fdt) -> None:
+        f.setprop(f.path_offset("/memory@0"), "reg", bytes(12))
+    r = boot(Scenario(name="reg of 3 cells", dtb=edit(tree(), change)))
+    assert r.exit.value == "fatal" and "no /memory block starts at address 0" in r.message
+    def empty(f: libfdt.Fdt) -> None:      # a whole entry of size 0 is a placeholder
+        f.setprop(f.path_offset("/memory@0"), "reg", bytes(16))
+    with pytest.raises(ScenarioError, match="/memory is empty"):
+        boot(Scenario(name="reg of 0 size", dtb=edit(tree(), empty)))
+
+
+@pytest.mark.parametrize("memory, words", [
+    ("[[0, 0x10000000, 5]]", "[tree] memory: entry 0 has 3 values: expected two, [address, size]"),
+    ("[[0xffffffffffff0000, 0x20000]]", "[tree] memory: entry 0 ends past 2^64"),
+])
+def test_a_scenario_files_memory_pair_is_checked_whole(tmp_path, memory, words):
+    """A block past 2^64 was taken, and answered with "no room for the
+    device tree"; three values were "an array: expected [address, size]"."""
+    from emulator.harness.scenario_file import ScenarioFileError, load
+    toml = tmp_path / "m.toml"
+    toml.write_text(f'description = "x"\n[tree]\nmemory = {memory}\n')
+    with pytest.raises(ScenarioFileError) as e:
+        load(toml)
+    assert words in str(e.value)

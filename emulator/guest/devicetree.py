@@ -279,10 +279,7 @@ class DeviceTree:
                                   f"#size-cells {sc} not supported")
         out: list[tuple[int, int]] = []
         for node in self._memory_nodes():
-            try:
-                reg = bytes(self.fdt.getprop(node, "reg"))
-            except libfdt.FdtException:
-                reg = b""
+            reg = self._reg(node)
             stride = 4 * (ac + sc)
             for i in range(0, len(reg) - stride + 1, stride):
                 base, size = _cells(reg[i:], ac), _cells(reg[i + 4 * ac:], sc)
@@ -309,8 +306,19 @@ class DeviceTree:
     def memory_is_placeholder(self) -> bool:
         """/memory is there but describes nothing (no reg, or only empty
         blocks): a board tree left for the boot loader to fill in, as many
-        of Linux's .dts files are."""
-        return bool(self._memory_nodes()) and not self.memory()
+        of Linux's .dts files are.  A reg with a part of an entry over is
+        malformed, not empty: that is the wrapper's to answer."""
+        nodes = self._memory_nodes()
+        if not nodes or self.memory():
+            return False
+        ac, sc = self._node_cells(0)
+        return all(len(self._reg(node)) % (4 * (ac + sc)) == 0 for node in nodes)
+
+    def _reg(self, node: int) -> bytes:
+        try:
+            return bytes(self.fdt.getprop(node, "reg"))
+        except libfdt.FdtException:
+            return b""
 
     def with_memory(self, size: int) -> bytes:
         """A copy whose memory is one block [0, size): every memory node

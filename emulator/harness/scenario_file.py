@@ -155,8 +155,13 @@ def pairs(value: Any, base: Callable[[Any], int] = address) -> tuple[tuple[int, 
         raise _Bad(f"expected an array of [address, size] pairs, got {_kind_of(value)}")
     out = []
     for i, item in enumerate(value):
-        if not isinstance(item, list) or len(item) != 2:
+        if not isinstance(item, list):
             raise _Bad(f"entry {i} is {_kind_of(item)}: expected [address, size]")
+        if len(item) != 2:
+            raise _Bad(f"entry {i} has {len(item)} value{'s' * (len(item) != 1)}: "
+                       f"expected two, [address, size]")
+        if all(isinstance(v, int) for v in item) and item[0] + item[1] > 1 << 64:
+            raise _Bad(f"entry {i} ends past 2^64 (0x{item[0]:x} + 0x{item[1]:x})")
         try:
             out.append((base(item[0]), size(item[1])))
         except _Bad as e:
