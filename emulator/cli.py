@@ -12,7 +12,7 @@ from . import bench, corpus_cli, report
 from .argtypes import count, counted, index, instructions, jobs
 from .coverage import cli as coverage_cli
 from .debug import cli as debug_cli
-from .errors import BwemuError
+from .errors import BwemuError, InputError
 from .gdbstub import cli as gdb_cli
 from .guest.entry import CONVENTIONS
 from .harness import ram_fill, scenarios_lib
@@ -154,6 +154,7 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     indices = [args.only] if args.only is not None else range(args.start,
                                                               args.start + args.runs)
     out = Path(args.findings)
+    _check_folder(out, "--findings")
     res = fuzz.campaign(args.seed, indices, jobs=args.jobs, policy=args.policy,
                         findings_dir=out, progress=sys.stderr.isatty() or args.progress)
     print(res.table())
@@ -164,6 +165,18 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
         print(f"    replay: bwemu fuzz --seed {args.seed} --only {f.index}   "
               f"(inputs in {out / f'fuzz-{args.seed}-{f.index}'})")
     return 1 if res.findings else 0
+
+
+def _check_folder(path: Path, what: str) -> None:
+    """A folder that is there, or can be made, and can be written: checked
+    before a campaign, not when its first finding is written."""
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InputError(f"{what} {path}: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"{what} {path}: {existing} cannot be written")
 
 
 def cmd_ranges_check(args: argparse.Namespace) -> int:
