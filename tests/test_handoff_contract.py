@@ -8,17 +8,32 @@ own .bss all zero.
 Each failure is made in the guest at the jump (bw_enter_kernel's entry,
 after the wrapper's last store, before the jump reads the registers), or
 by booting a kernel whose ELF differs from the default one.
+
+A part that could not be checked leaves the check without a verdict,
+never passed: Linux's zImage around the test kernel, given an ELF that
+is not quite the one it carries (another entry, an impossible p_memsz,
+a link address at the top of the address space).
 """
 
 from __future__ import annotations
 
+import json
 import struct
+import subprocess
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from emulator import Boot, Scenario, boot, default_scenario
+from emulator import Boot, ExitReason, Scenario, boot, default_scenario
+from emulator.checkers.handoff import HandoffCheck
 from emulator.checkers.kernel_image import KernelLayout
-from emulator.harness.firmware import FirmwareBuild
+from emulator.cli import main
+from emulator.guest.machine import Machine
+from emulator.guest.observer import CheckState, CheckStatus
+from emulator.harness import scenarios_lib
+from emulator.harness.firmware import ROOT, FirmwareBuild
+from emulator.harness.result import BootResult
 
 PHDR = struct.Struct(">IIQQQQQQ")      # Elf64_Phdr
 
@@ -130,3 +145,126 @@ def test_a_kernel_of_two_segments_is_checked_segment_by_segment(two_segments):
     _at_jump(b, lambda m: _poke(m, m.reg("r4") + 0x200))
     r = b.run()
     assert r.handoff_check.problems[0].startswith("kernel segment 1: file byte 0x0 ")
+
+
+# --- parts of the contract that could not be checked: no verdict, never passed ------
+
+ZIMAGE_SCRIPT = ROOT / "scripts" / "build-linux-zimage"
+
+
+@pytest.fixture(scope="module")
+def zimage_epapr() -> Path:
+    """Linux's own boot wrapper around the test kernel (as tests/test_foreign.py)."""
+    kernel = FirmwareBuild().ensure_built().kernel_elf
+    out = ROOT / "build" / "linux-zimage" / "testkernel"
+    proc = subprocess.run([str(ZIMAGE_SCRIPT), str(kernel), str(out)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return out / "zImage.epapr"
+
+
+def doctored_kernel(tmp_path: Path, *, entry: int | None = None, vaddr: int | None = None,
+                    memsz: int | None = None, flip: int | None = None) -> Path:
+    """The test kernel's ELF with its e_entry, its one PT_LOAD's p_vaddr or
+    p_memsz replaced, or the file byte `flip` bytes into the segment
+    changed: the ELF given to bwemu, not the kernel the zImage carries."""
+    elf = bytearray(FirmwareBuild().ensure_built().kernel_elf.read_bytes())
+    phoff = int.from_bytes(elf[32:40], "big")
+    p_type, flags, offset, p_vaddr, paddr, filesz, p_memsz, align = PHDR.unpack_from(elf, phoff)
+    assert p_type == 1 and paddr == 0 and int.from_bytes(elf[56:58], "big") == 1
+    if entry is not None:
+        elf[24:32] = entry.to_bytes(8, "big")
+    PHDR.pack_into(elf, phoff, p_type, flags, offset, p_vaddr if vaddr is None else vaddr,
+                   paddr, filesz, p_memsz if memsz is None else memsz, align)
+    if flip is not None:
+        assert flip < filesz
+        elf[offset + flip] ^= 0x40
+    out = tmp_path / "kernel.elf"
+    out.write_bytes(bytes(elf))
+    return out
+
+
+def _foreign(image: Path, kernel: Path | None) -> BootResult:
+    r = boot(Scenario(name="zimage", dtb=default_scenario().dtb, image=image, entry="epapr",
+                      kernel=kernel))
+    assert r.reached_kernel, r.message
+    return r
+
+
+def _handoff(r: BootResult) -> CheckStatus:
+    return next(c for c in r.checks if c.name == "handoff")
+
+
+def test_a_kernel_entered_where_its_elf_does_not_say_leaves_the_hand_off_unchecked(
+        zimage_epapr, tmp_path, capsys):
+    # The zImage carries the test kernel; the ELF given says it starts at
+    # 0xdeadbeef, so no fetch there is ever seen: nothing was read at a jump.
+    kernel = doctored_kernel(tmp_path, entry=0xDEADBEEF)
+    r = _foreign(zimage_epapr, kernel)
+    h = r.handoff_check
+    assert r.handoff is None and h.kernel_report is not None
+    status = _handoff(r)
+    assert status.state is CheckState.NO_VERDICT, status
+    assert "no hand-off to it was seen" in status.detail and "0xdeadbeef" in status.detail
+    rc = main(["boot", "--json", "--image", str(zimage_epapr), "--entry", "epapr",
+               "--kernel", str(kernel)])
+    out = json.loads(capsys.readouterr().out)
+    assert out["checks"]["handoff"]["state"] == "no verdict"
+    assert out["findings"]["handoff"]["registers"] is None
+    assert out["findings"]["handoff"]["unchecked"] == h.unchecked
+    assert rc == (0 if out["passed"] else 1)
+
+
+def test_a_foreign_kernels_file_bytes_are_compared_though_its_bss_cannot_fit(
+        zimage_epapr, tmp_path):
+    # p_memsz far beyond RAM: the file bytes are still where the zImage put them
+    huge = 0xFFFF_FFFF_FFFF_FF00
+    r = _foreign(zimage_epapr, doctored_kernel(tmp_path, memsz=huge))
+    h = r.handoff_check
+    assert h.kernel_at == 0 and h.kernel_image_ok is True
+    status = _handoff(r)
+    assert status.state is CheckState.NO_VERDICT, status
+    assert f"0x0..0x{huge:x}" in status.detail and "beyond RAM" in status.detail
+
+    r = _foreign(zimage_epapr, doctored_kernel(tmp_path, memsz=huge, flip=0x100))
+    h = r.handoff_check
+    assert h.kernel_image_ok is False and not r.passed
+    assert _handoff(r).state is CheckState.FAILED
+    assert h.problems[0].startswith("kernel segment 0: file byte 0x100 at 0x100 ")
+
+
+def test_a_foreign_kernel_placed_by_its_entry_outside_ram_is_not_compared(
+        zimage_epapr, tmp_path):
+    # linked at the top of the address space, entered at 0: its lowest
+    # address would be 2^64 - 4 KiB
+    r = _foreign(zimage_epapr, doctored_kernel(tmp_path, vaddr=0xFFFF_FFFF_FFFF_F000))
+    h = r.handoff_check
+    assert r.handoff is not None and h.kernel_at is None and h.kernel_image_ok is None
+    status = _handoff(r)
+    assert status.state is CheckState.NO_VERDICT, status
+    assert "start at 0xfffffffffffff000" in status.detail and "not in RAM" in status.detail
+
+
+def test_without_a_kernel_elf_the_hand_off_says_the_image_was_not_compared(zimage_epapr):
+    r = _foreign(zimage_epapr, None)
+    status = _handoff(r)
+    assert status.state is CheckState.PASSED and r.handoff_check.kernel_image_ok is None
+    assert "kernel image not compared (no kernel ELF given)" in status.detail
+    r = _foreign(zimage_epapr, FirmwareBuild().ensure_built().kernel_elf)
+    assert "kernel image equal to its ELF" in _handoff(r).detail
+
+
+def test_a_run_that_stops_before_the_hand_off_has_no_verdict_saying_so():
+    r = boot(scenarios_lib.get("no-rma"))
+    status = _handoff(r)
+    assert r.exit is ExitReason.FATAL and status.state is CheckState.NO_VERDICT
+    assert status.detail == "the run ended (fatal) before any hand-off: nothing to check"
+
+
+def test_a_wrapper_bss_outside_ram_is_not_checked_rather_than_passed():
+    check = HandoffCheck(None)
+    check.guest = SimpleNamespace(machine=Machine([(0, 0x10000)]))
+    check._check_bss(0xF000, 0x11000)          # runs past the end of RAM
+    assert check.bss_zero is None
+    assert check.unchecked == ["the wrapper's .bss (0xf000..0x11000) is not in RAM: "
+                               "not checked"]

@@ -17,8 +17,16 @@ its own .bss all zero, as crt0.S must leave it.
 
 From the kernel's side: it found the tree's magic at r3 and received the
 initrd it was meant to, byte for byte (by checksum).  The test kernel
-reports what it saw through bwemu's hypercall; a kernel that does not
-report, and a hand-off never reached, give no verdict on those.
+reports what it saw through bwemu's hypercall.
+
+A part of the contract that could not be checked is never counted as
+held: a hand-off never seen (the run stopped first, or the kernel ran but
+no fetch at its ELF's entry was seen), a kernel that made no report, a
+kernel image that could not be compared (its ELF unreadable, or placed by
+its entry outside RAM) each add a reason to `unchecked`, and the check
+then has no verdict (unless something it did check failed).  Without a
+kernel ELF (a foreign image booted without --kernel) there is nothing to
+compare the image with; the check's detail says so.
 """
 
 from __future__ import annotations
@@ -28,8 +36,10 @@ from typing import Any
 
 from unicorn import UC_HOOK_BLOCK, Uc
 
+from ..errors import BwemuError
 from ..guest.devices import KernelReport, initrd_checksum
 from ..guest.devicetree import DeviceTree, DeviceTreeError
+from ..guest.handoff import kernel_entries
 from ..guest.observer import CheckState, CheckStatus, Guest, Handoff, RunOutcome
 from .kernel_image import KernelLayout, first_nonzero, image_problems
 
@@ -54,14 +64,22 @@ class HandoffFindings:
     #: The wrapper's .bss at its first call into C (None: not checked:
     #: not bwemu's wrapper, or C was never reached).
     bss_zero: bool | None = None
+    #: The parts of the contract that could not be checked, each with why:
+    #: any of them leaves the check without a verdict.
+    unchecked: list[str] = field(default_factory=list)
 
     @property
     def status(self) -> CheckStatus:
         if self.problems:
             return CheckStatus(NAME, CheckState.FAILED, "; ".join(self.problems))
+        if self.unchecked:
+            return CheckStatus(NAME, CheckState.NO_VERDICT, "; ".join(self.unchecked))
         if self.kernel_report is None:
             return CheckStatus(NAME, CheckState.NO_VERDICT, "the kernel made no report")
-        image = ", kernel image equal to its ELF" if self.kernel_image_ok else ""
+        if self.kernel_image_ok:
+            image = ", kernel image equal to its ELF"
+        else:
+            image = ", kernel image not compared (no kernel ELF given)"
         extra = ", initrd intact" if self.initrd_intact else ""
         return CheckStatus(NAME, CheckState.PASSED, f"valid device tree{image}{extra}")
 
@@ -79,6 +97,7 @@ class HandoffFindings:
             "kernel_image": {"at": self.kernel_at, "intact": self.kernel_image_ok},
             "bss_zero": self.bss_zero,
             "problems": self.problems,
+            "unchecked": self.unchecked,
         }
 
 
@@ -91,6 +110,7 @@ class HandoffCheck:
     def __init__(self, expected_initrd: bytes | None) -> None:
         self.expected_initrd = expected_initrd
         self.problems: list[str] = []      # found while the guest ran
+        self.unchecked: list[str] = []     # parts that could not be checked, and why
         self.kernel_at: int | None = None
         self.kernel_image_ok: bool | None = None
         self.bss_zero: bool | None = None
@@ -114,6 +134,8 @@ class HandoffCheck:
     def _check_bss(self, start: int, end: int) -> None:
         machine = self.guest.machine
         if not machine.in_ram(start, max(end - start, 1)):
+            self.unchecked.append(f"the wrapper's .bss (0x{start:x}..0x{end:x}) is not in "
+                                  f"RAM: not checked")
             return
         dirty = first_nonzero(machine, start, end)
         self.bss_zero = dirty is None
@@ -130,6 +152,8 @@ class HandoffCheck:
             return
         layout = KernelLayout.from_elf(g.kernel.path)
         if layout is None:
+            self.unchecked.append(f"the kernel image was not compared: {g.kernel.path.name} "
+                                  f"could not be read as an ELF with PT_LOAD segments")
             return
         ours = g.image.has_symbol(ENTER_KERNEL)      # the kexec convention
         if ours:
@@ -140,14 +164,27 @@ class HandoffCheck:
                     f"offset (0x{at:x} + 0x{layout.entry_offset:x})")
         else:
             at = h.entry - layout.entry_offset
-            if at < 0 or not g.machine.in_ram(at, max(layout.size, 1)):
-                return       # the kernel is not where its entry says: no verdict
+            # File bytes only (below), so only they need be in RAM.
+            if at < 0 or not g.machine.in_ram(at, max(layout.file_size, 1)):
+                self.unchecked.append(
+                    f"the kernel image was not compared: entered at 0x{h.entry:x}, "
+                    f"{_signed_hex(layout.entry_offset)} into its ELF, it would start at "
+                    f"{_signed_hex(at)}, and its 0x{layout.file_size:x} file bytes from "
+                    f"there are not in RAM")
+                return
         self.kernel_at = at
         found = image_problems(g.machine, layout, at, zero_tails=ours)
         self.kernel_image_ok = not found
         self.problems += found
         final = g.final_dtb
-        if final is not None and h.dtb < at + layout.size and at < h.dtb + len(final):
+        if not ours and not g.machine.in_ram(at, max(layout.size, 1)):
+            # Not a kernel this machine could hold, bss included (the image
+            # must carry another): its span says nothing of the tree.
+            self.unchecked.append(
+                f"{g.kernel.path.name} spans 0x{at:x}..0x{at + layout.size:x} with its "
+                f"p_memsz, beyond RAM: whether the tree handed on lies inside the kernel "
+                f"was not checked")
+        elif final is not None and h.dtb < at + layout.size and at < h.dtb + len(final):
             self.problems.append(f"the device tree at r3 = 0x{h.dtb:x} lies inside the "
                                  f"kernel image 0x{at:x}..0x{at + layout.size:x}")
 
@@ -155,7 +192,13 @@ class HandoffCheck:
         report = guest.hypervisor.report
         h = guest.handoff
         problems = list(self.problems)
-        if h is not None:
+        unchecked = list(self.unchecked)
+        if h is None and report is None:
+            unchecked.append(f"the run ended ({run.reason}) before any hand-off: "
+                             f"nothing to check")
+        elif h is None:
+            unchecked.append(self._no_handoff(guest))
+        else:
             if h.r5 != 0:
                 problems.append(f"r5 at the hand-off is 0x{h.r5:x}, not 0")
             if guest.final_dtb is None:
@@ -166,6 +209,9 @@ class HandoffCheck:
                 except DeviceTreeError as e:
                     problems.append(f"the tree handed on is broken: {e}")
         intact = None
+        if report is None and h is not None:
+            unchecked.append("the kernel made no report: the tree's magic it found and the "
+                             "initrd it received were not checked")
         if report is not None:
             if not report.dtb_magic_ok:
                 problems.append("the kernel found no device tree magic at r3")
@@ -177,7 +223,26 @@ class HandoffCheck:
                 if not intact:
                     problems.append("the initrd the kernel received is not the one given")
         return HandoffFindings(h, report, intact, problems, self.kernel_at,
-                               self.kernel_image_ok, self.bss_zero)
+                               self.kernel_image_ok, self.bss_zero, unchecked)
+
+    @staticmethod
+    def _no_handoff(guest: Guest) -> str:
+        """Why a kernel that ran and reported had no hand-off to check."""
+        where = ""
+        if guest.kernel is not None and not guest.image.has_symbol(ENTER_KERNEL):
+            try:
+                entries = sorted(kernel_entries(guest.kernel.path))
+            except BwemuError:
+                entries = []
+            shown = " or ".join(f"0x{e % 2**64:x}" for e in entries)
+            where = (f" (no instruction was fetched at {guest.kernel.path.name}'s entry, "
+                     f"{shown}: is it the kernel the image carries?)") if shown else ""
+        return (f"the kernel ran and reported, but no hand-off to it was seen{where}: r3, "
+                f"r4, r5, the tree handed on and the kernel image were not checked")
+
+
+def _signed_hex(v: int) -> str:
+    return f"-0x{-v:x}" if v < 0 else f"0x{v:x}"
 
 
 __all__ = ["HandoffCheck", "HandoffFindings"]

@@ -49,6 +49,13 @@ class KernelLayout:
     size: int            # the loaded span, bss included (docs/kexec.md's S)
     entry_offset: int    # e_entry from the lowest p_vaddr
 
+    @property
+    def file_size(self) -> int:
+        """The span of the file bytes alone: up to the end of the last
+        segment's p_filesz (what a loader that leaves the bss to the
+        kernel must place)."""
+        return max(s.offset + s.filesz for s in self.segments)
+
     @classmethod
     def from_elf(cls, path: Path) -> KernelLayout | None:
         """None when path is not an ELF with PT_LOAD segments (a raw
@@ -130,9 +137,11 @@ def image_problems(machine: Machine, layout: KernelLayout, at: int, *,
                    zero_tails: bool = True) -> list[str]:
     """Every way the kernel image at `at` differs from its ELF: for each
     segment the first wrong file byte and, with zero_tails, the first
-    non-zero byte of its p_filesz..p_memsz tail."""
-    if not machine.in_ram(at, max(layout.size, 1)):
-        return [f"the kernel image at 0x{at:x} (0x{layout.size:x} bytes) is not in RAM"]
+    non-zero byte of its p_filesz..p_memsz tail.  Without zero_tails only
+    the file bytes are compared, so only they must be in RAM."""
+    size = layout.size if zero_tails else layout.file_size
+    if not machine.in_ram(at, max(size, 1)):
+        return [f"the kernel image at 0x{at:x} (0x{size:x} bytes) is not in RAM"]
     out = []
     for s in layout.segments:
         start = at + s.offset
