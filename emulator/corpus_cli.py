@@ -54,11 +54,13 @@ class Progress:
 
 
 def summary_table(cases: list[CaseResult]) -> str:
-    """scenario, verdict, time: one row each."""
+    """scenario, verdict, time: one row each, followed by the checkers
+    that did not judge that scenario's boot, if any."""
     width = max([len("scenario")] + [len(c.name) for c in cases])
     lines = [f"{'scenario':{width}}  {'verdict':8}  {'time':>7}"]
     for c in cases:
-        lines.append(f"{c.name:{width}}  {c.verdict:8}  {c.seconds:6.2f}s")
+        unjudged = f"  ({c.unjudged})" if c.unjudged else ""
+        lines.append(f"{c.name:{width}}  {c.verdict:8}  {c.seconds:6.2f}s{unjudged}")
     return "\n".join(lines)
 
 
@@ -82,9 +84,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     wall = time.perf_counter() - t0
     everything = sorted(cases + bad, key=lambda c: c.path)
     count = totals(everything)
+    unjudged = [c for c in everything if c.not_checked]
     if args.json:
         out: dict[str, Any] = {"scenarios": [c.to_json() for c in everything],
-                               "totals": count, "seconds": round(wall, 3),
+                               "totals": count, "not_fully_checked": len(unjudged),
+                               "seconds": round(wall, 3),
                                "passed": all(c.passed for c in everything)}
         print(json.dumps(out, indent=2))
     else:
@@ -93,10 +97,17 @@ def cmd_run(args: argparse.Namespace) -> int:
             if not c.passed and c.verdict != "error":
                 print()
                 print(c.text)
+        if unjudged:
+            # As `bwemu boot` does: a checker that did not judge is named, with why.
+            print()
+            print("not checked (never counted as passed):")
+            for c in unjudged:
+                print("\n".join(f"  {c.name}: {line}" for line in c.not_checked))
         print()
         print(f"{len(everything)} scenarios: "
               + ", ".join(f"{n} {v}" for v, n in sorted(count.items()))
-              + f" in {wall:.1f} s ({args.jobs} job{'s' if args.jobs > 1 else ''})")
+              + f" in {wall:.1f} s ({args.jobs} job{'s' if args.jobs > 1 else ''})"
+              + (f"; {len(unjudged)} not checked by every checker" if unjudged else ""))
     if bad:
         return 2
     return 0 if all(c.passed for c in cases) else 1

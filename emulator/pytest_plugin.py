@@ -14,6 +14,12 @@ text: expected and actual side by side, the failed checks, every
 overwrite with its function and source line, and the range-table
 timeline.  For --junitxml, each item records its placements and verdict
 as properties.
+
+A checker that did not judge a file's boot (the mirror and the model are
+not attached to a foreign image; a check without a verdict) is never
+counted as passed: each such item records the checkers and why as the
+property "not checked", and the terminal summary lists them in a section
+of its own, as `bwemu boot` and `bwemu run` do.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import pytest
 from .coverage import pytest_cov
 from .errors import BwemuError
 from .harness.corpus import SUFFIX, boot_file
-from .harness.expectation import Outcome, Verdict, check
+from .harness.expectation import NOT_CHECKED, Outcome, Verdict, check
 from .harness.scenario_file import ScenarioFile, ScenarioFileError, load
 
 #: Names of files never taken for scenarios, wherever they are.
@@ -110,6 +116,24 @@ class ScenarioItem(pytest.Item):
 
     def reportinfo(self) -> tuple[Path, int, str]:
         return self.path, 0, f"scenario {self.name}: {self.spec.description}"
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The scenario items some checker did not judge, with why (read from
+    the reports, so that pytest-xdist's workers' items are listed too)."""
+    lines = []
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            if getattr(report, "when", None) != "call":
+                continue
+            for name, value in getattr(report, "user_properties", ()):
+                if name == NOT_CHECKED:
+                    lines.append(f"{report.nodeid}: {value}")
+    if lines:
+        terminalreporter.section("bwemu scenarios: checkers that did not judge the boot "
+                                 "(never counted as passed)")
+        for line in sorted(lines):
+            terminalreporter.line(line)
 
 
 @pytest.hookimpl(hookwrapper=True)

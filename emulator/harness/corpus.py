@@ -30,7 +30,14 @@ from ..checkers.model import FATAL_KIND_OF_CODE
 from ..errors import BwemuError, InputError
 from ..guest.observer import Observer
 from .boot import Boot
-from .expectation import Outcome, Verdict, actual_placements, check, overwritten_kinds
+from .expectation import (
+    Outcome,
+    Verdict,
+    actual_placements,
+    check,
+    overwritten_kinds,
+    unjudged_phrase,
+)
 from .firmware import BUILD_ROOT
 from .result import BootResult, ExitReason
 from .scenario_file import Expect, ScenarioFile, ScenarioFileError, load, parse_toml
@@ -86,6 +93,12 @@ class CaseResult:
     summary: str                 # one line
     text: str                    # expected and actual side by side, or the error
     properties: list[tuple[str, str]] = field(default_factory=list)
+    #: Every checker's standing, name -> {"state", "detail"} (none for an error).
+    checks: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: The checkers that did not judge the boot, each "name: state (why)",
+    #: and the same in short ("mirror, model not attached").
+    not_checked: list[str] = field(default_factory=list)
+    unjudged: str = ""
 
     @property
     def passed(self) -> bool:
@@ -95,6 +108,7 @@ class CaseResult:
         return {"file": self.path, "name": self.name, "verdict": self.verdict,
                 "passed": self.passed, "seconds": round(self.seconds, 3),
                 "summary": self.summary, "properties": dict(self.properties),
+                "checks": self.checks, "not_checked": self.not_checked,
                 "text": self.text}
 
 
@@ -118,7 +132,9 @@ def run_one(sf: ScenarioFile) -> CaseResult:
 
 def case_of(sf: ScenarioFile, outcome: Outcome, seconds: float) -> CaseResult:
     return CaseResult(str(sf.path), sf.name, outcome.verdict.value, seconds,
-                      outcome.summary(), outcome.text(), outcome.properties())
+                      outcome.summary(), outcome.text(), outcome.properties(),
+                      outcome.checks, [str(c) for c in outcome.not_checked],
+                      unjudged_phrase(outcome.not_checked))
 
 
 def load_all(paths: Sequence[Path]) -> tuple[list[ScenarioFile], list[CaseResult]]:
@@ -229,6 +245,7 @@ def record(path: Path | str, check_only: bool = False) -> Recorded:
                if old.get(k) != new.get(k)]
     outcome = check(r, expect_of(new))
     notes = [f"cannot be pinned by [expect]: {p}" for p in outcome.problems]
+    notes += [f"not checked: {c}" for c in outcome.not_checked]
     if changes and not check_only:
         doc = tomlkit.parse(path.read_text())
         table = doc.get("expect")

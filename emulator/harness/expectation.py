@@ -10,8 +10,11 @@ watch passed (the hand-off check's complaint about the initrd it received
 is the expected overwrite's, so it is not counted twice).
 
 The outcome's text puts expected and actual side by side, then the
-checkers that failed, every overwrite with its function and source line
-and the range-table timeline.
+checkers that failed, the checkers that did not judge the boot (not
+attached, as the mirror and the model to a foreign image, or without a
+verdict), every overwrite with its function and source line and the
+range-table timeline.  A checker that did not judge is never counted as
+passed: it is named in the text, the one-line summary and the properties.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from dataclasses import dataclass, field
 from ..checkers.mirror import format_table
 from ..checkers.model import FATAL_CODES, FATAL_KIND_OF_CODE
 from ..guest.addresses import Placement
+from ..guest.observer import CheckState, CheckStatus
 from .result import BootResult, ExitReason
 from .scenario_file import NONE, Expect
 
@@ -70,6 +74,10 @@ class Outcome:
     against: str = "the expectations of the file"
     #: What the boot did, whatever was compared: exit, placements, overwrites.
     observed: dict[str, str] = field(default_factory=dict)
+    #: The checkers that did not judge this boot (not_checked()).
+    not_checked: list[CheckStatus] = field(default_factory=list)
+    #: Every checker's standing: name -> {"state", "detail"}.
+    checks: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -81,14 +89,15 @@ class Outcome:
         return [r for r in self.rows if not r.ok]
 
     def summary(self) -> str:
-        """One line."""
+        """One line, ending with the checkers that did not judge the boot."""
+        unjudged = f" ({unjudged_phrase(self.not_checked)})" if self.not_checked else ""
         if self.verdict is Verdict.XPASSED:
-            return f"passed, but is marked xfail ({self.xfail}): remove the xfail"
+            return f"passed, but is marked xfail ({self.xfail}): remove the xfail{unjudged}"
         wrong = [f"{r.what}: expected {r.expected}, got {r.actual}" for r in self.mismatches]
         parts = wrong + self.problems
         if self.verdict is Verdict.XFAILED:
-            return f"known failure ({self.xfail}): " + "; ".join(parts)
-        return "; ".join(parts) if parts else "as expected"
+            return f"known failure ({self.xfail}): " + "; ".join(parts) + unjudged
+        return ("; ".join(parts) if parts else "as expected") + unjudged
 
     def text(self) -> str:
         """Expected and actual side by side, then the failed checks, each
@@ -108,13 +117,46 @@ class Outcome:
         if self.problems:
             lines.append("also failed:")
             lines += [f"  {p}" for p in self.problems]
+        if self.not_checked:
+            lines.append("not checked:")
+            lines += [f"  {c}" for c in self.not_checked]
         lines += self.details
         return "\n".join(lines)
 
     def properties(self) -> list[tuple[str, str]]:
-        """(name, value) pairs for a report (JUnit properties): the verdict
-        and what the boot did (exit, placements, overwritten regions)."""
-        return [("verdict", self.verdict.value), *self.observed.items()]
+        """(name, value) pairs for a report (JUnit properties): the verdict,
+        what the boot did (exit, placements, overwritten regions) and, if
+        any, the checkers that did not judge it, with why."""
+        out = [("verdict", self.verdict.value), *self.observed.items()]
+        if self.not_checked:
+            out.append((NOT_CHECKED, "; ".join(map(str, self.not_checked))))
+        return out
+
+
+#: The property naming the checkers that did not judge a boot.
+NOT_CHECKED = "not checked"
+
+
+def not_checked(r: BootResult) -> list[CheckStatus]:
+    """The checkers that did not judge this boot: each one not attached,
+    and each without a verdict, except the hand-off check's when the run
+    ended before any hand-off (nothing was handed off; the exit says why)."""
+    nothing_handed_off = r.handoff is None and not r.reached_kernel
+    return [c for c in r.checks if c.state is CheckState.NOT_ATTACHED
+            or (c.state is CheckState.NO_VERDICT
+                and not (c.name == "handoff" and nothing_handed_off))]
+
+
+def unjudged_phrase(statuses: list[CheckStatus]) -> str:
+    """Short: 'mirror, model not attached; handoff without a verdict'."""
+    groups = [(CheckState.NOT_ATTACHED, "not attached"),
+              (CheckState.NO_VERDICT, "without a verdict")]
+    parts = []
+    for state, words in groups:
+        names = [c.name for c in statuses if c.state is state]
+        if names:
+            parts.append(f"{', '.join(names)} {words}")
+    return "; ".join(parts)
 
 
 def _hx(v: int | str | None) -> str:
@@ -233,6 +275,10 @@ def check(r: BootResult, expect: Expect | None, xfail: str | None = None) -> Out
         problems = [str(c) for c in r.failures]
         ok = r.passed
         against = "the reference prediction (no [expect])"
+        if r.prediction is None:
+            model = next((c for c in r.checks if c.name == "model"), None)
+            why = "" if model is None else f": model {model.state.value}"
+            against = f"no [expect] and no reference prediction{why}"
     else:
         rows = _expected_rows(r, expect)
         problems = _unexpected_failures(r, expect)
@@ -248,9 +294,10 @@ def check(r: BootResult, expect: Expect | None, xfail: str | None = None) -> Out
     observed = {"exit": r.exit.value,
                 **{k: _hx(v) for k, v in actual_placements(r).items()},
                 "overwritten": ", ".join(overwritten_kinds(r)) or "(none)"}
+    checks = {c.name: {"state": c.state.value, "detail": c.detail} for c in r.checks}
     return Outcome(r.scenario, verdict, rows, problems, [] if ok else _details(r), xfail,
-                   against, observed)
+                   against, observed, not_checked(r), checks)
 
 
-__all__ = ["Outcome", "Row", "Verdict", "actual_placements", "check", "overwritten_kinds",
-           "region_kind"]
+__all__ = ["NOT_CHECKED", "Outcome", "Row", "Verdict", "actual_placements", "check",
+           "not_checked", "overwritten_kinds", "region_kind", "unjudged_phrase"]
