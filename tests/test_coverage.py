@@ -262,3 +262,53 @@ def test_missed_lists_the_lines_never_run(tmp_path):
     assert never in zero
     assert any(int(s[0]) <= never <= int(s[-1]) for s in spans), listed
     assert "firmware/crt0.S:" in listed
+
+
+# --- what the command refuses, and when -------------------------------------------------------
+
+
+def refused_before_booting(monkeypatch: pytest.MonkeyPatch,
+                           capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    """Runs `bwemu coverage argv` in this process with booting forbidden:
+    it must stop with exit 2 and one line naming the problem."""
+    from emulator import cli
+    from emulator.coverage import run as coverage_run
+
+    def no_boots(*a: Any, **kw: Any) -> Any:
+        raise AssertionError("booted before refusing the input")
+    monkeypatch.setattr(coverage_run, "run", no_boots)
+    assert cli.main(["coverage", *argv]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith("bwemu: error: "), err
+    return err
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_booting(monkeypatch, capsys,
+                                                                     tmp_path):
+    missing = tmp_path / "no-such-dir" / "x.info"
+    err = refused_before_booting(monkeypatch, capsys, "default", "-o", str(missing))
+    assert f"-o {missing}: " in err and "no directory" in err
+    err = refused_before_booting(monkeypatch, capsys, "default", "-o", str(tmp_path))
+    assert f"-o {tmp_path}: " in err and "directory" in err
+    # The check leaves nothing behind, and an existing file as it was (the
+    # unknown scenario stops the command after it).
+    kept = tmp_path / "kept.info"
+    kept.write_text("TN:old\n")
+    monkeypatch.chdir(tmp_path)
+    err = refused_before_booting(monkeypatch, capsys, "no-such-scenario",
+                                 "-o", "new.info")
+    assert not (tmp_path / "new.info").exists()
+    err = refused_before_booting(monkeypatch, capsys, "no-such-scenario",
+                                 "-o", str(kept))
+    assert kept.read_text() == "TN:old\n"
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full")
+def test_a_write_that_fails_at_the_end_is_one_line(monkeypatch, capsys):
+    from emulator import cli
+    from emulator.coverage import run as coverage_run
+    from emulator.coverage.run import CoverageRun
+    monkeypatch.setattr(coverage_run, "run", lambda *a, **kw: CoverageRun(Tracefile()))
+    assert cli.main(["coverage", "default", "-o", "/dev/full"]) == 2
+    err = capsys.readouterr().err
+    assert err == "bwemu: error: -o /dev/full: cannot write it: No space left on device\n"

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..argtypes import jobs
+from ..debug.outputs import check_writable, write_output
 
 if TYPE_CHECKING:
     from .run import BootLine
@@ -34,6 +35,8 @@ def cmd_coverage(args: argparse.Namespace) -> int:
     # other commands (a `bwemu boot` would pay ~20 ms to load pyelftools).
     from .run import run, targets
     t0 = time.perf_counter()
+    # What can be refused is refused before the first boot.
+    check_writable(args.output, "-o")
     boots = targets(args.scenarios)
     live = sys.stderr.isatty()
     done = [0]
@@ -50,7 +53,7 @@ def cmd_coverage(args: argparse.Namespace) -> int:
     if live:
         sys.stderr.write("\r" + " " * 70 + "\r")
     tf = result.tracefile
-    tf.write(args.output, args.test_name)
+    write_output(args.output, tf.text(args.test_name), "-o")
     exits: dict[str, int] = {}
     for b in result.boots:
         exits[b.exit] = exits.get(b.exit, 0) + 1
