@@ -312,3 +312,16 @@ def test_a_write_that_fails_at_the_end_is_one_line(monkeypatch, capsys):
     assert cli.main(["coverage", "default", "-o", "/dev/full"]) == 2
     err = capsys.readouterr().err
     assert err == "bwemu: error: -o /dev/full: cannot write it: No space left on device\n"
+
+
+def test_a_directory_without_scenarios_is_refused(monkeypatch, capsys, tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "notes.txt").write_text("not a scenario\n")
+    err = refused_before_booting(monkeypatch, capsys, str(tmp_path), "-o",
+                                 str(tmp_path / "x.info"))
+    assert f"{tmp_path}: no scenario files (*.toml)" in err
+    assert not (tmp_path / "x.info").exists()
+    # A directory that has one is taken.
+    (tmp_path / "sub" / "default.toml").write_text(
+        (ROOT / "scenarios" / "default.toml").read_text())
+    assert [t.name for t in targets([str(tmp_path)])] == ["default"]
