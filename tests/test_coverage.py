@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from emulator import Boot, default_scenario
-from emulator.coverage.lcov import Tracefile, read_lines
+from emulator.coverage.lcov import LcovNameError, Tracefile, check_test_name, read_lines
 from emulator.coverage.lines import line_map
 from emulator.coverage.recorder import BlockRecorder, CoverageFindings, InstructionRecorder
 from emulator.coverage.run import Target, run, targets
@@ -325,3 +325,18 @@ def test_a_directory_without_scenarios_is_refused(monkeypatch, capsys, tmp_path)
     (tmp_path / "sub" / "default.toml").write_text(
         (ROOT / "scenarios" / "default.toml").read_text())
     assert [t.name for t in targets([str(tmp_path)])] == ["default"]
+
+
+@pytest.mark.parametrize("name", ["a\nb", "a,b", "with space", "tn-1", "é"])
+def test_a_test_name_lcov_cannot_hold_is_refused(monkeypatch, capsys, tmp_path, name):
+    err = refused_before_booting(monkeypatch, capsys, "default", "--test-name", name,
+                                 "-o", str(tmp_path / "x.info"))
+    assert f"--test-name {name!r}: lcov takes only letters, digits and '_'" in err
+    with pytest.raises(LcovNameError):
+        Tracefile().text(name)
+
+
+@pytest.mark.parametrize("name", ["bwemu", "Run_2", ""])
+def test_a_test_name_lcov_holds_is_written(name):
+    assert check_test_name(name) == name
+    assert Tracefile().text(name).splitlines()[0] == f"TN:{name}"

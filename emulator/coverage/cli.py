@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..argtypes import jobs
 from ..debug.outputs import check_writable, write_output
+from .lcov import check_test_name
 
 if TYPE_CHECKING:
     from .run import BootLine
@@ -36,6 +37,7 @@ def cmd_coverage(args: argparse.Namespace) -> int:
     from .run import run, targets
     t0 = time.perf_counter()
     # What can be refused is refused before the first boot.
+    check_test_name(args.test_name, "--test-name")
     check_writable(args.output, "-o")
     boots = targets(args.scenarios)
     live = sys.stderr.isatty()
@@ -126,7 +128,7 @@ def add_coverage_parser(sub: Any) -> None:
     p.add_argument("--missed", action="store_true",
                    help="also list the lines never run, file by file (docs/coverage.md)")
     p.add_argument("--test-name", default="bwemu", metavar="NAME",
-                   help="the tracefile's TN (lcov test name)")
+                   help="the tracefile's TN (lcov test name: letters, digits and '_')")
     p.set_defaults(func=cmd_coverage)
 
 

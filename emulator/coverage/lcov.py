@@ -15,13 +15,33 @@ SF, FN/FNDA/FNF/FNH, DA/LF/LH, end_of_record, under one TN.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import InputError
 from .lines import LineMap
 from .recorder import CoverageFindings
 
 TEST_NAME = "bwemu"
+#: What lcov takes as a test name (lcov(1), --test-name: letters, decimal
+#: digits and "_"; geninfo turns anything else into "_", and genhtml reads
+#: a TN line only up to a comma).  Empty is lcov's own default.
+TEST_NAME_CHARS = re.compile(r"[A-Za-z0-9_]*")
+
+
+class LcovNameError(InputError):
+    """A test name lcov's TN line cannot hold."""
+
+
+def check_test_name(name: str, what: str = "test name") -> str:
+    """name, if lcov can hold it as a TN; else LcovNameError saying why,
+    naming it as what (the option that gave it)."""
+    if TEST_NAME_CHARS.fullmatch(name) is None:
+        bad = sorted({c for c in name if TEST_NAME_CHARS.fullmatch(c) is None})
+        raise LcovNameError(f"{what} {name!r}: lcov takes only letters, digits and "
+                            f"'_' in a test name, not {', '.join(map(repr, bad))}")
+    return name
 
 
 @dataclass
@@ -83,7 +103,7 @@ class Tracefile:
         return sum(f.functions_hit for f in self.files.values())
 
     def text(self, test_name: str = TEST_NAME) -> str:
-        out = [f"TN:{test_name}"]
+        out = [f"TN:{check_test_name(test_name)}"]
         for path in sorted(self.files):
             fc = self.files[path]
             out.append(f"SF:{path}")
@@ -148,4 +168,5 @@ def read_lines(path: str | Path) -> dict[str, dict[int, int]]:
     return out
 
 
-__all__ = ["FileCoverage", "TEST_NAME", "Tracefile", "read_lines"]
+__all__ = ["FileCoverage", "TEST_NAME", "LcovNameError", "Tracefile", "check_test_name",
+           "read_lines"]
