@@ -325,6 +325,26 @@ def test_collect_finds_toml_files_sorted_and_once(tmp_path):
         tmp_path / "a.toml", tmp_path / "b.toml", tmp_path / "sub" / "c.toml"]
 
 
+@pytest.mark.parametrize("command", [["run"], ["run", "--json"], ["record", "--check"],
+                                     ["record"]])
+def test_a_directory_without_scenario_files_is_an_error_naming_it(tmp_path, capsys, command):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    texts = tmp_path / "texts"
+    (texts / "sub").mkdir(parents=True)
+    (texts / "sub" / "notes.txt").write_text("")
+    for d in (empty, texts):
+        assert main([*command, str(d)]) == 2
+        out, err = capsys.readouterr()
+        assert out == ""
+        assert err == f"bwemu: error: {d}: no scenario files (*.toml) in this directory " \
+                      f"or under it\n"
+    # one good file beside it does not excuse it
+    good = write(tmp_path, (CORPUS / "kernel-fits-below-wrapper.toml").read_text())
+    assert main([*command, str(good), str(empty)]) == 2
+    assert str(empty) in capsys.readouterr().err
+
+
 def test_progress_bar_and_summary_table():
     stream = io.StringIO()
     bar = Progress(2, stream, live=True)

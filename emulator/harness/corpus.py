@@ -40,6 +40,7 @@ from .expectation import (
 )
 from .firmware import BUILD_ROOT
 from .result import BootResult, ExitReason
+from .scenario import ScenarioError
 from .scenario_file import Expect, ScenarioFile, ScenarioFileError, load, parse_toml
 
 SUFFIX = ".toml"
@@ -47,11 +48,17 @@ SUFFIX = ".toml"
 
 def collect(paths: Sequence[Path | str]) -> list[Path]:
     """The scenario files named, and every *.toml under the directories
-    named, each once, sorted (a file named twice runs once)."""
+    named, each once, sorted (a file named twice runs once).  A directory
+    without any is refused by name: a mistyped path must not pass as a
+    suite of no scenarios."""
     found: set[Path] = set()
     for p in map(Path, paths):
         if p.is_dir():
-            found.update(f for f in p.rglob(f"*{SUFFIX}") if f.is_file())
+            files = [f for f in p.rglob(f"*{SUFFIX}") if f.is_file()]
+            if not files:
+                raise ScenarioError(f"{p}: no scenario files (*{SUFFIX}) in this directory "
+                                    f"or under it")
+            found.update(files)
         elif p.is_file():
             found.add(p)
         else:
