@@ -421,3 +421,29 @@ def test_a_run_in_slices_is_the_same_run_and_checkpoints_are_exact():
     assert total - 100_000 < sliced.machine.progress <= total
     short = Boot(default_scenario().replace(budget=123_457), debug=False).run()
     assert short.exit == "budget" and seen == [short.pc]
+
+
+# --- the flags' input, refused before the boot ---------------------------------------------------
+
+def one_error_before_the_boot(p: subprocess.CompletedProcess) -> str:
+    """The boot never ran (no report, no verdict): one error line, exit 2."""
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert p.stdout == "", p.stdout
+    assert len(p.stderr.splitlines()) == 1 and p.stderr.startswith("bwemu: error: "), p.stderr
+    return p.stderr
+
+
+def test_a_map_or_trace_file_that_cannot_be_written_is_refused_before_the_boot(tmp_path):
+    missing = tmp_path / "no-such-dir" / "map.svg"
+    err = one_error_before_the_boot(bwemu("boot", "--map", str(missing)))
+    assert f"--map {missing}: there is no directory" in err
+    err = one_error_before_the_boot(bwemu("boot", "--map", str(tmp_path)))
+    assert f"--map {tmp_path}: is a directory" in err
+    trace = tmp_path / "no-such-dir" / "trace.txt"
+    err = one_error_before_the_boot(bwemu("boot", "--trace-file", str(trace)))
+    assert f"--trace-file {trace}: there is no directory" in err
+    # Checked, not left behind: a refused boot creates neither file.
+    ok = tmp_path / "map.svg"
+    err = one_error_before_the_boot(bwemu("boot", "--map", str(ok), "--trace-file",
+                                          str(trace)))
+    assert not ok.exists()

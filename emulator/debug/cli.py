@@ -5,18 +5,20 @@ built, observers(args) for the boot, after_boot(args, result) once it ran.
     --trace [--trace-function NAME] [--trace-range A-B]
             [--trace-first N | --trace-last N] [--trace-file F]
     --map FILE.svg
+
+A --map or --trace-file that cannot be written is refused before the boot.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from ..argtypes import count
 from ..errors import InputError
 from ..guest.observer import Observer
+from .outputs import check_writable, open_output, write_output
 
 if TYPE_CHECKING:
     from .failure_report import BootView
@@ -24,7 +26,7 @@ if TYPE_CHECKING:
 
 
 class DebugArgumentError(InputError):
-    """A debugging flag that cannot be honoured (an unwritable file...)."""
+    """A debugging flag that cannot be honoured (no memory map to draw...)."""
 
 
 def _span(text: str) -> tuple[int, int]:
@@ -68,16 +70,16 @@ def tracing(args: argparse.Namespace) -> bool:
 
 
 def observers(args: argparse.Namespace) -> list[Observer]:
-    """The observers the flags ask for (a Tracer, or none)."""
+    """The observers the flags ask for (a Tracer, or none).  Called before
+    the boot: a --map or --trace-file that cannot be written is refused
+    here (OutputFileError, an InputError)."""
+    if args.map:
+        check_writable(args.map, "--map")
     if not tracing(args):
         return []
     out: TextIO
     if args.trace_file:
-        try:
-            out = open(args.trace_file, "w")   # noqa: SIM115 (closed in after_boot)
-        except OSError as e:
-            raise DebugArgumentError(f"cannot write the trace to {args.trace_file}: "
-                                     f"{e.strerror}") from None
+        out = open_output(args.trace_file, "--trace-file")   # closed in after_boot
     else:
         out = sys.stderr if getattr(args, "json", False) else sys.stdout
     args._trace_out = out
@@ -97,11 +99,7 @@ def after_boot(args: argparse.Namespace, result: BootView) -> None:
         m = memory_map(result)
         if m is None:
             raise DebugArgumentError("no memory map: the inspector was not attached")
-        try:
-            Path(args.map).write_text(to_svg(m))
-        except OSError as e:
-            raise DebugArgumentError(f"cannot write the map to {args.map}: "
-                                     f"{e.strerror}") from None
+        write_output(args.map, to_svg(m), "--map")
         print(f"bwemu: memory map written to {args.map}", file=sys.stderr)
 
 
