@@ -447,3 +447,29 @@ def test_a_map_or_trace_file_that_cannot_be_written_is_refused_before_the_boot(t
     err = one_error_before_the_boot(bwemu("boot", "--map", str(ok), "--trace-file",
                                           str(trace)))
     assert not ok.exists()
+
+
+def test_an_unknown_trace_function_is_refused_with_the_images_searched(tmp_path):
+    out = tmp_path / "trace.txt"
+    out.write_text("an earlier trace\n")
+    err = one_error_before_the_boot(bwemu("boot", "--trace-function", "nosuchfn",
+                                          "--trace-file", str(out)))
+    assert ("--trace-function 'nosuchfn': no function of that name in the symbols of the "
+            "image wrapper.elf or the kernel testkernel.elf") in err
+    assert "did you mean" not in err
+    assert out.read_text() == "an earlier trace\n"      # not opened, not emptied
+    err = one_error_before_the_boot(bwemu("boot", "--trace-function", "range_add"))
+    assert "did you mean 'ranges_add'" in err
+    # The library's Tracer says so in its findings instead of raising.
+    r = boot(default_scenario(), observers=[Tracer(function="nosuchfn")])
+    trace = r.findings["trace"]
+    assert r.passed and trace.lines == 0 and "testkernel.elf" in (trace.why_not or "")
+
+
+def test_a_kernel_function_is_still_traced_from_the_hand_off(tmp_path):
+    out = tmp_path / "trace.txt"
+    p = bwemu("boot", "--trace-function", "kernel_main", "--trace-first", "3",
+              "--trace-file", str(out))
+    assert p.returncode == 0 and "note" not in p.stderr, p.stderr
+    lines = out.read_text().splitlines()
+    assert len(lines) == 3 and all(" kernel_main+0x" in ln for ln in lines), lines

@@ -6,7 +6,9 @@ built, observers(args) for the boot, after_boot(args, result) once it ran.
             [--trace-first N | --trace-last N] [--trace-file F]
     --map FILE.svg
 
-A --map or --trace-file that cannot be written is refused before the boot.
+What can be refused is refused before the boot: a --map or --trace-file
+that cannot be written, and (as the image is loaded, before its first
+instruction) a --trace-function neither the image nor its kernel has.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from ..argtypes import count
 from ..errors import InputError
-from ..guest.observer import Observer
+from ..guest.observer import Guest, Observer
 from .outputs import check_writable, open_output, write_output
 
 if TYPE_CHECKING:
@@ -72,20 +74,36 @@ def tracing(args: argparse.Namespace) -> bool:
 def observers(args: argparse.Namespace) -> list[Observer]:
     """The observers the flags ask for (a Tracer, or none).  Called before
     the boot: a --map or --trace-file that cannot be written is refused
-    here (OutputFileError, an InputError)."""
+    here (OutputFileError, an InputError); an unknown --trace-function as
+    the image is loaded, before its first instruction (DebugArgumentError)."""
     if args.map:
         check_writable(args.map, "--map")
     if not tracing(args):
         return []
-    out: TextIO
     if args.trace_file:
-        out = open_output(args.trace_file, "--trace-file")   # closed in after_boot
-    else:
-        out = sys.stderr if getattr(args, "json", False) else sys.stdout
-    args._trace_out = out
-    from .trace import Tracer
-    return [Tracer(out, function=args.trace_function, span=args.trace_range,
-                   first=args.trace_first, last=args.trace_last)]
+        check_writable(args.trace_file, "--trace-file")
+    from .trace import Tracer, UnknownFunctionError
+
+    class CliTracer(Tracer):
+        """A Tracer whose unknown --trace-function stops the boot, by name,
+        before the image's first instruction, and before --trace-file is
+        opened (and emptied)."""
+
+        def attach(self, guest: Guest) -> None:
+            try:
+                super().attach(guest)
+            except UnknownFunctionError as e:
+                raise DebugArgumentError(f"--trace-function {e}") from None
+            out: TextIO
+            if args.trace_file:
+                out = open_output(args.trace_file, "--trace-file")   # closed in after_boot
+            else:
+                out = sys.stderr if getattr(args, "json", False) else sys.stdout
+            args._trace_out = out
+            self.write_to(out)
+
+    return [CliTracer(None, function=args.trace_function, span=args.trace_range,
+                      first=args.trace_first, last=args.trace_last, strict=True)]
 
 
 def after_boot(args: argparse.Namespace, result: BootView) -> None:

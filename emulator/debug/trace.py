@@ -21,16 +21,19 @@ backtrace test checks the unwinder against it at every instruction.
 
 from __future__ import annotations
 
+import difflib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TextIO
 
 from unicorn import UC_HOOK_BLOCK, UC_HOOK_CODE
 
+from ..errors import InputError
 from ..guest.calling import FastRegs
 from ..guest.observer import CheckState, CheckStatus, Guest, Handoff, RunOutcome
-from ..guest.symbols import PcInfo
+from ..guest.symbols import ImageSymbols, PcInfo
 from .access import IDS, NAMES, memory_reader
 from .disasm import Disassembler, image_bits
 
@@ -91,6 +94,10 @@ class TraceRecord:
                 f"{regs}{self.note}").rstrip()
 
 
+class UnknownFunctionError(InputError):
+    """A function to trace that neither the image nor its kernel has."""
+
+
 @dataclass
 class TraceFindings:
     lines: int
@@ -115,7 +122,9 @@ class Tracer:
     addresses in [span[0], span[1]).  first / last: only the first N lines
     / only the last N, written at the end.  sink(record): each record.
     on_step(pc, calls): before each instruction, with the call structure
-    so far (a full trace only)."""
+    so far (a full trace only).  strict: a function in neither the image
+    nor the kernel it carries is an UnknownFunctionError from attach,
+    before the first instruction (else the findings say so)."""
 
     name = NAME
 
@@ -123,7 +132,8 @@ class Tracer:
                  span: tuple[int, int] | None = None, first: int | None = None,
                  last: int | None = None,
                  sink: Callable[[TraceRecord], None] | None = None,
-                 on_step: Callable[[int, CallStructure], None] | None = None) -> None:
+                 on_step: Callable[[int, CallStructure], None] | None = None,
+                 strict: bool = False) -> None:
         self.out = out
         self.function = function
         self.span = span
@@ -131,6 +141,7 @@ class Tracer:
         self.last = last
         self.sink = sink
         self.on_step = on_step
+        self.strict = strict
         self.count = 0
         self.calls = CallStructure()
         self._kept: deque[TraceRecord] = deque(maxlen=last or 1)
@@ -164,8 +175,14 @@ class Tracer:
             self._hooks.append(self.uc.hook_add(UC_HOOK_CODE, self._code))
             return
         ranges = self._ranges()
-        if not ranges and self.function is not None and guest.kernel is not None:
-            return      # perhaps a kernel function: looked up at the hand-off
+        if not ranges and self.function is not None:
+            missing = self._missing(guest, self.function)
+            if missing is None:
+                return      # a kernel function: hooked at the hand-off
+            if self.strict:
+                raise UnknownFunctionError(missing)
+            self.why_not = missing
+            return
         self._hook_ranges(ranges)
 
     def finish(self, guest: Guest, run: RunOutcome) -> TraceFindings:
@@ -184,6 +201,41 @@ class Tracer:
         if self.out is not None:
             self.out.flush()
         return TraceFindings(self.count, self.why_not, kept)
+
+    def write_to(self, out: TextIO) -> None:
+        """Lines go to out from now on (the CLI sets it in attach, so that
+        a trace file is opened only once the function asked for is known)."""
+        self.out = out
+        self._records = True
+
+    # --- the function asked for -------------------------------------------------
+
+    @staticmethod
+    def _missing(guest: Guest, name: str) -> str | None:
+        """None if the image or the kernel it carries has a function name
+        (the kernel's is hooked at the hand-off); else why not: which
+        images' symbols were searched, and near names that do exist."""
+        searched: list[str] = []
+        tables: list[ImageSymbols] = []
+        syms = ImageSymbols.of(guest.image.elf)
+        tables.append(syms)
+        searched.append(f"the image {syms.name}"
+                        + ("" if syms.is_elf else " (not an ELF: no symbols)"))
+        if guest.kernel is not None:
+            syms = ImageSymbols.of_path(guest.kernel.path)
+            # As Guest._map_kernel: a kernel without an ELF entry is not mapped.
+            if syms.is_elf and syms.entry is not None:
+                if syms.function_ranges(name):
+                    return None
+                tables.append(syms)
+            searched.append(f"the kernel {syms.name}"
+                            + ("" if syms.is_elf else " (not an ELF: no symbols)"))
+        names = sorted({n for t in tables for n in symbol_names(t.path)})
+        near = [n for n in difflib.get_close_matches(name, names, 3)
+                if any(t.function_ranges(n) for t in tables)]
+        hint = f"; did you mean {' or '.join(map(repr, near))}?" if near else ""
+        return (f"{name!r}: no function of that name in the symbols of "
+                f"{' or '.join(searched)}{hint}")
 
     # --- hooks ------------------------------------------------------------------
 
@@ -299,6 +351,21 @@ class Tracer:
         return [self._format_one(r) for r in records]
 
 
+def symbol_names(path: Path) -> list[str]:
+    """Every named symbol of an ELF file ([] for a file that is not one):
+    the candidates for a near match, read only when a name is not found."""
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+    from elftools.elf.sections import SymbolTableSection
+    try:
+        with open(path, "rb") as f:
+            return [sym.name for sec in ELFFile(f).iter_sections()
+                    if isinstance(sec, SymbolTableSection)
+                    for sym in sec.iter_symbols() if sym.name]
+    except (OSError, ELFError):
+        return []
+
+
 def parse_span(text: str) -> tuple[int, int]:
     """`A-B` (hex or decimal) as [A, B)."""
     a, sep, b = text.partition("-")
@@ -310,5 +377,5 @@ def parse_span(text: str) -> tuple[int, int]:
     return start, end
 
 
-__all__ = ["CallStructure", "NAME", "TraceFindings", "TraceRecord", "Tracer", "parse_span",
-           "sets_link"]
+__all__ = ["CallStructure", "NAME", "TraceFindings", "TraceRecord", "Tracer",
+           "UnknownFunctionError", "parse_span", "sets_link", "symbol_names"]
