@@ -473,3 +473,20 @@ def test_a_kernel_function_is_still_traced_from_the_hand_off(tmp_path):
     assert p.returncode == 0 and "note" not in p.stderr, p.stderr
     lines = out.read_text().splitlines()
     assert len(lines) == 3 and all(" kernel_main+0x" in ln for ln in lines), lines
+
+
+def test_a_trace_range_no_instruction_ran_in_gets_a_note(tmp_path):
+    out = tmp_path / "trace.txt"
+    p = bwemu("boot", "--trace-range", "0x5000000000-0x5000000010", "--trace-file", str(out))
+    assert p.returncode == 0 and out.read_text() == ""
+    assert ("bwemu: note: --trace-range 0x5000000000-0x5000000010: no instruction ran at "
+            "these addresses; the trace is empty") in p.stderr
+    lo = Boot(default_scenario()).image.function_entry("ranges_add")
+    p = bwemu("boot", "--trace-range", f"0x{lo:x}-0x{lo + 8:x}", "--trace-file", str(out))
+    assert p.returncode == 0 and "note" not in p.stderr, p.stderr
+    assert len(out.read_text().splitlines()) > 0
+    # A function that exists but never runs (nothing in the wrapper calls it).
+    p = bwemu("boot", "--trace-function", "ranges_largest_gap", "--trace-file", str(out))
+    assert p.returncode == 0 and out.read_text() == ""
+    assert ("bwemu: note: --trace-function ranges_largest_gap: the function never ran; "
+            "the trace is empty") in p.stderr

@@ -9,6 +9,8 @@ built, observers(args) for the boot, after_boot(args, result) once it ran.
 What can be refused is refused before the boot: a --map or --trace-file
 that cannot be written, and (as the image is loaded, before its first
 instruction) a --trace-function neither the image nor its kernel has.
+A --trace-range or --trace-function that no instruction ran in gets a
+note at the end.
 """
 
 from __future__ import annotations
@@ -107,10 +109,15 @@ def observers(args: argparse.Namespace) -> list[Observer]:
 
 
 def after_boot(args: argparse.Namespace, result: BootView) -> None:
-    """Closes the trace file and draws the map, if asked."""
+    """Closes the trace file, notes a trace filter that nothing ran in,
+    draws the map, if asked."""
     out = getattr(args, "_trace_out", None)
     if out is not None and out not in (sys.stdout, sys.stderr):
         out.close()
+    from .trace import TraceFindings
+    found = result.findings.get("trace")
+    if isinstance(found, TraceFindings) and found.lines == 0 and found.why_not is None:
+        _note_empty(args)
     if args.map:
         from .failure_report import memory_map
         from .memmap import to_svg
@@ -119,6 +126,19 @@ def after_boot(args: argparse.Namespace, result: BootView) -> None:
             raise DebugArgumentError("no memory map: the inspector was not attached")
         write_output(args.map, to_svg(m), "--map")
         print(f"bwemu: memory map written to {args.map}", file=sys.stderr)
+
+
+def _note_empty(args: argparse.Namespace) -> None:
+    """A trace filter that matched no instruction run: said on stderr, as
+    a typo in an address looks just like it (it cannot be known before)."""
+    if args.trace_range:
+        start, end = args.trace_range
+        what = f"--trace-range 0x{start:x}-0x{end:x}: no instruction ran at these addresses"
+    elif args.trace_function:
+        what = f"--trace-function {args.trace_function}: the function never ran"
+    else:
+        return
+    print(f"bwemu: note: {what}; the trace is empty", file=sys.stderr)
 
 
 __all__ = ["add_boot_arguments", "after_boot", "observers", "tracing"]
