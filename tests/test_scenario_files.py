@@ -398,6 +398,39 @@ def test_record_check_reports_the_placements_a_policy_change_moves(tmp_path, cap
     assert load(p).expect.kernel == rec.changes[0].new != pinned.kernel
 
 
+def test_record_keeps_a_crlf_file_crlf(tmp_path):
+    p = tmp_path / "crlf.toml"
+    before = b'description = "crlf"\r\n[initrd]   # a comment\r\nsize = 0x1000\r\n'
+    p.write_bytes(before)
+    rec = record(p)
+    after = p.read_bytes()
+    assert rec.written and after.startswith(before)
+    assert after.count(b"\n") == after.count(b"\r\n") > before.count(b"\n")
+    sf = load(p)
+    assert sf.expect is not None
+    assert {c.key: c.new for c in rec.changes} == {
+        "exit": sf.expect.exit, "kernel": sf.expect.kernel, "dtb": sf.expect.dtb,
+        "initrd": sf.expect.initrd, "overwritten": list(sf.expect.overwritten)}
+    assert not record(p, check_only=True).changes
+
+
+def test_record_writes_an_inline_expect_as_the_file_wrote_it(tmp_path):
+    p = write(tmp_path, 'description = "inline"\n'
+              'expect = { exit="kernel",  message = "no such text", kernel =  0x1000 }  # pinned\n'
+              '[initrd]\nsize = 0x1000\n')
+    rec = record(p)
+    new = {c.key: c.new for c in rec.changes}
+    assert new.keys() == {"message", "kernel", "dtb", "initrd"} and new["message"] is None
+    lines = p.read_text().splitlines()
+    assert lines[0] == 'description = "inline"' and lines[2:] == ["[initrd]", "size = 0x1000"]
+    assert lines[1] == (f'expect = {{ exit="kernel", kernel =  0x{new["kernel"]:x}, '
+                        f'dtb = 0x{new["dtb"]:x}, initrd = 0x{new["initrd"]:x} }}  # pinned')
+    sf = load(p)
+    assert (sf.expect.kernel, sf.expect.dtb, sf.expect.message) == (new["kernel"], new["dtb"],
+                                                                   None)
+    assert not record(p, check_only=True).changes
+
+
 # --- named scenarios read from the files ---------------------------------------------
 
 def test_the_corpus_has_at_least_sixty_described_files():

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import tomlkit
+from tomlkit.items import InlineTable
 
 from ..checkers.model import FATAL_KIND_OF_CODE
 from ..errors import BwemuError, InputError
@@ -244,7 +245,8 @@ def record(path: Path | str, check_only: bool = False) -> Recorded:
     path = Path(path)
     sf = load(path)
     r = boot_file(sf)
-    old: dict[str, Any] = dict(parse_toml(path, path.read_text()).get("expect", {}))
+    source = _read_as_is(path)
+    old: dict[str, Any] = dict(parse_toml(path, source).get("expect", {}))
     if old and "overwritten" not in old:
         old["overwritten"] = []        # an [expect] without it expects no overwrite
     new = observed(r, sf.expect.message if sf.expect is not None else None)
@@ -254,20 +256,61 @@ def record(path: Path | str, check_only: bool = False) -> Recorded:
     notes = [f"cannot be pinned by [expect]: {p}" for p in outcome.problems]
     notes += [f"not checked: {c}" for c in outcome.not_checked]
     if changes and not check_only:
-        doc = tomlkit.parse(path.read_text())
+        doc = tomlkit.parse(source)
         table = doc.get("expect")
         if table is None:
             table = tomlkit.table()
             doc.add(tomlkit.nl())
             doc["expect"] = table
-        for k in list(table.keys()):
-            if k in EXPECT_KEYS and k not in new:
-                del table[k]
-        for k in EXPECT_KEYS:
-            if k in new and old.get(k) != new[k]:
-                table[k] = _toml_value(new[k])
-        path.write_text(tomlkit.dumps(doc))
+        if isinstance(table, InlineTable):
+            doc["expect"] = _inline_expect(table, old, new)
+        else:
+            for k in list(table.keys()):
+                if k in EXPECT_KEYS and k not in new:
+                    del table[k]
+            for k in EXPECT_KEYS:
+                if k in new and old.get(k) != new[k]:
+                    table[k] = _toml_value(new[k])
+        text = tomlkit.dumps(doc)
+        if "\r\n" in source and "\n" not in source.replace("\r\n", ""):
+            text = re.sub(r"(?<!\r)\n", "\r\n", text)   # a CRLF file stays CRLF
+        with open(path, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
     return Recorded(path, changes, bool(changes) and not check_only, notes)
+
+
+def _read_as_is(path: Path) -> str:
+    """The file's text with its line endings as they are (CRLF kept)."""
+    with open(path, encoding="utf-8", newline="") as f:
+        return f.read()
+
+
+def _inline_expect(table: InlineTable, old: dict[str, Any], new: dict[str, Any]
+                   ) -> InlineTable:
+    """An inline `expect = { ... }` with what changed: each key in its
+    place, written as it was (its value too, unless that changed), keys
+    no longer observed left out and changed ones it lacked at the end (as
+    for a table); ", " between keys, and the space inside the braces as
+    the file had it.  (tomlkit, left to itself, appends `,key = v` with no
+    space.)"""
+    pad = " " if table.as_string().startswith("{ ") else ""
+    items = []
+    for key, item in table.value.body:
+        if key is None:
+            continue                        # the whitespace between items
+        name = key.key
+        if name in EXPECT_KEYS and name not in new:
+            continue
+        changed = name in new and old.get(name) != new[name]
+        value = tomlkit.item(_toml_value(new[name])) if changed else item
+        items.append(f"{key.as_string()}{key.sep}{value.as_string()}")   # `k = ` as it was
+    items += [f"{k} = {tomlkit.item(_toml_value(new[k])).as_string()}" for k in EXPECT_KEYS
+              if k in new and k not in table and old.get(k) != new[k]]
+    fresh = tomlkit.parse(f"expect = {{{pad}{', '.join(items)}{pad}}}")["expect"]
+    assert isinstance(fresh, InlineTable)
+    for attr in ("indent", "comment_ws", "comment", "trail"):
+        setattr(fresh.trivia, attr, getattr(table.trivia, attr))
+    return fresh
 
 
 __all__ = ["CaseResult", "Change", "Recorded", "boot_file", "build_lock", "collect",
