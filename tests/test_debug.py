@@ -449,6 +449,15 @@ def test_a_map_or_trace_file_that_cannot_be_written_is_refused_before_the_boot(t
     assert not ok.exists()
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full")
+def test_a_trace_that_fails_to_be_written_is_one_line_at_the_end():
+    for extra in ([], ["--trace-last", "5"]):
+        p = bwemu("boot", "--trace-file", "/dev/full", *extra)
+        assert p.returncode == 2 and "OK: kernel reached" in p.stdout, p.stderr
+        assert p.stderr == ("bwemu: error: --trace-file /dev/full: cannot write it: "
+                            "No space left on device\n"), p.stderr
+
+
 def test_an_unknown_trace_function_is_refused_with_the_images_searched(tmp_path):
     out = tmp_path / "trace.txt"
     out.write_text("an earlier trace\n")

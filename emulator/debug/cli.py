@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, TextIO
 from ..argtypes import count
 from ..errors import InputError
 from ..guest.observer import Guest, Observer
-from .outputs import check_writable, open_output, write_output
+from .outputs import check_writable, open_output, write_failed, write_output
 
 if TYPE_CHECKING:
     from .failure_report import BootView
@@ -110,14 +110,21 @@ def observers(args: argparse.Namespace) -> list[Observer]:
 
 def after_boot(args: argparse.Namespace, result: BootView) -> None:
     """Closes the trace file, notes a trace filter that nothing ran in,
-    draws the map, if asked."""
+    draws the map, if asked.  A trace or map that could not be written (a
+    full disk) is an InputError here, once the result has been printed."""
     out = getattr(args, "_trace_out", None)
+    failed: OSError | None = None
     if out is not None and out not in (sys.stdout, sys.stderr):
-        out.close()
+        try:
+            out.close()
+        except OSError as e:
+            failed = e
     from .trace import TraceFindings
     found = result.findings.get("trace")
-    if isinstance(found, TraceFindings) and found.lines == 0 and found.why_not is None:
-        _note_empty(args)
+    if isinstance(found, TraceFindings):
+        failed = found.write_error or failed
+        if found.lines == 0 and found.why_not is None:
+            _note_empty(args)
     if args.map:
         from .failure_report import memory_map
         from .memmap import to_svg
@@ -126,6 +133,15 @@ def after_boot(args: argparse.Namespace, result: BootView) -> None:
             raise DebugArgumentError("no memory map: the inspector was not attached")
         write_output(args.map, to_svg(m), "--map")
         print(f"bwemu: memory map written to {args.map}", file=sys.stderr)
+    if failed is None:
+        return
+    if args.trace_file:
+        raise write_failed(args.trace_file, "--trace-file", failed)
+    if isinstance(failed, BrokenPipeError):
+        raise failed            # the reader went away (| head): main's to handle
+    raise DebugArgumentError(f"cannot write the trace to standard "
+                             f"{'error' if out is sys.stderr else 'output'}: "
+                             f"{failed.strerror}")
 
 
 def _note_empty(args: argparse.Namespace) -> None:

@@ -103,6 +103,8 @@ class TraceFindings:
     lines: int
     why_not: str | None = None
     kept: list[str] = field(default_factory=list)     # --trace-last: the lines kept
+    #: Writing the trace failed (a full disk...): the trace stopped there.
+    write_error: OSError | None = None
 
     @property
     def status(self) -> CheckStatus:
@@ -124,7 +126,8 @@ class Tracer:
     on_step(pc, calls): before each instruction, with the call structure
     so far (a full trace only).  strict: a function in neither the image
     nor the kernel it carries is an UnknownFunctionError from attach,
-    before the first instruction (else the findings say so)."""
+    before the first instruction (else the findings say so).  A write to
+    out that fails stops the trace; the findings keep the error."""
 
     name = NAME
 
@@ -142,6 +145,7 @@ class Tracer:
         self.sink = sink
         self.on_step = on_step
         self.strict = strict
+        self.write_error: OSError | None = None
         self.count = 0
         self.calls = CallStructure()
         self._kept: deque[TraceRecord] = deque(maxlen=last or 1)
@@ -193,14 +197,15 @@ class Tracer:
         kept: list[str] = []
         if self.last:
             kept = self._format(self._kept)
-            if self.out is not None:
-                for line in kept:
-                    self.out.write(line + "\n")
+            self._write("".join(line + "\n" for line in kept))
         if self.function is not None and not self._hooks_ever and self.why_not is None:
             self.why_not = f"no function {self.function!r} in the image or the kernel"
         if self.out is not None:
-            self.out.flush()
-        return TraceFindings(self.count, self.why_not, kept)
+            try:
+                self.out.flush()
+            except OSError as e:
+                self._write_failed(e)
+        return TraceFindings(self.count, self.why_not, kept, self.write_error)
 
     def write_to(self, out: TextIO) -> None:
         """Lines go to out from now on (the CLI sets it in attach, so that
@@ -334,8 +339,27 @@ class Tracer:
         if self.last:
             self._kept.append(rec)
         elif self.out is not None:
-            self.out.write(self._format_one(rec) + "\n")
+            self._write(self._format_one(rec) + "\n")
         if self.first is not None and self.count >= self.first:
+            self._done = True
+            self._pending = None
+            self._remove_hooks()       # Unicorn allows it from inside a hook
+
+    def _write(self, text: str) -> None:
+        if self.out is None or not text:
+            return
+        try:
+            self.out.write(text)
+        except OSError as e:
+            self._write_failed(e)
+
+    def _write_failed(self, e: OSError) -> None:
+        """A write failed (in a hook, or at the end): no more lines are
+        written, the run goes on, and the findings carry the error."""
+        self.write_error = self.write_error or e
+        self.out = None
+        if self.sink is None and self.on_step is None:
+            # Nobody else reads the trace: stop tracing, as --trace-first does.
             self._done = True
             self._pending = None
             self._remove_hooks()       # Unicorn allows it from inside a hook
