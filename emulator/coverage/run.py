@@ -20,7 +20,7 @@ from ..errors import BwemuError
 from ..guest.observer import Observer
 from ..harness import scenarios_lib
 from ..harness.boot import Boot
-from ..harness.corpus import SUFFIX, build_lock, collect
+from ..harness.corpus import build_lock, collect
 from ..harness.scenario import Scenario, ScenarioError, default_scenario
 from ..harness.scenario_file import load
 from .lcov import Tracefile
@@ -66,11 +66,7 @@ def targets(specs: Sequence[str] = ()) -> list[Target]:
     out: list[Target] = []
     for spec in specs:
         if Path(spec).exists():
-            files = collect([spec])
-            if not files:
-                raise ScenarioError(f"{spec}: no scenario files (*{SUFFIX}) in this directory "
-                                    f"or under it")
-            for path in files:
+            for path in collect([spec]):     # refuses a directory without scenarios
                 sf = load(path)
                 out.append(Target(sf.name, sf.scenario))
         elif spec in scenarios_lib.names():
