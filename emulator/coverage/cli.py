@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 from ..argtypes import jobs
 from ..debug.outputs import check_writable, write_output
-from .lcov import check_test_name
 
 if TYPE_CHECKING:
     from .run import BootLine
@@ -34,6 +33,7 @@ def _percent(hit: int, found: int) -> str:
 def cmd_coverage(args: argparse.Namespace) -> int:
     # Imported here: the recorder and the DWARF reader are no part of the
     # other commands (a `bwemu boot` would pay ~20 ms to load pyelftools).
+    from .lcov import check_test_name
     from .run import run, targets
     t0 = time.perf_counter()
     # What can be refused is refused before the first boot.
