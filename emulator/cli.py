@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -314,15 +315,31 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        status = int(args.func(args))
+        sys.stdout.flush()      # a full disk shows here, not in the interpreter's exit
+        return status
     except BwemuError as e:
         # Everything bwemu raises on purpose names the input and the field.
         print(f"bwemu: error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         # The reader went away (| head): not an error of ours.
+        _drop_stdout()
         sys.stderr.close()
         return 0
+    except OSError as e:
+        # The environment, not the input: a full disk, a vanished folder.
+        where = e.filename or "standard output"
+        print(f"bwemu: error: {where}: {e.strerror or e}", file=sys.stderr)
+        _drop_stdout()
+        return 2
+
+
+def _drop_stdout() -> None:
+    """Sends what stdout still buffers to /dev/null: flushed at exit into a
+    full disk or a closed pipe it would fail again, with a traceback."""
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 if __name__ == "__main__":

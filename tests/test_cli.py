@@ -86,3 +86,14 @@ def test_initrd_address_without_initrd_is_refused(tmp_path):
     p = bwemu("boot", "--dtb", str(dtb), "--initrd-at", "0x1000000")
     assert p.returncode == 2
     assert "--initrd-at needs --initrd" in p.stderr
+
+
+@pytest.mark.parametrize("command", [["boot"], ["scenarios"], ["boot", "--json"]])
+def test_output_to_a_full_disk_is_one_line(command):
+    """stdout on /dev/full raised OSError out of print (a long report) or
+    out of the interpreter's final flush (a short one), as a traceback."""
+    with open("/dev/full", "w") as full:
+        p = subprocess.run([sys.executable, "-m", "emulator.cli", *command], stdout=full,
+                           stderr=subprocess.PIPE, text=True, timeout=120)
+    assert p.returncode == 2, p.stderr
+    assert p.stderr == "bwemu: error: standard output: No space left on device\n"
