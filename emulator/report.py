@@ -57,6 +57,7 @@ def verdict(r: BootResult) -> str:
                 problems.append(f"the placement {r.comparison}")
             else:
                 problems.append(f"{c.name}: {c.detail}")
+        problems += [f"{c.name} reached no verdict ({c.detail})" for c in r.unjudged]
         return "FAIL: kernel reached, but " + "; ".join(problems)
     extra = ", initrd intact" if r.initrd_intact else ""
     off = [c.name for c in r.checks if c.state is CheckState.NOT_ATTACHED]

@@ -212,7 +212,10 @@ def test_a_kernel_entered_where_its_elf_does_not_say_leaves_the_hand_off_uncheck
     assert out["checks"]["handoff"]["state"] == "no verdict"
     assert out["findings"]["handoff"]["registers"] is None
     assert out["findings"]["handoff"]["unchecked"] == h.unchecked
-    assert rc == (0 if out["passed"] else 1)
+    # An attached checker with no verdict has not passed: no "OK ... with
+    # a valid device tree" (said before, exit 0, with the tree unchecked).
+    assert not r.passed and not out["passed"] and rc == 1
+    assert out["verdict"].startswith("FAIL: kernel reached, but handoff reached no verdict")
 
 
 def test_a_foreign_kernels_file_bytes_are_compared_though_its_bss_cannot_fit(

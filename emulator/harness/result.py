@@ -115,9 +115,16 @@ class BootResult:
         return [c for c in self.checks if c.failed]
 
     @property
+    def unjudged(self) -> list[CheckStatus]:
+        """Attached checkers that reached no verdict (a kernel that made no
+        report, a hand-off never seen): not failed, but not passed either."""
+        return [c for c in self.checks if c.state is CheckState.NO_VERDICT]
+
+    @property
     def passed(self) -> bool:
-        """The kernel was reached and every attached checker passed."""
-        return self.reached_kernel and not self.failures
+        """The kernel was reached and every attached checker passed: one
+        with no verdict has not (those not attached are named, not counted)."""
+        return self.reached_kernel and not self.failures and not self.unjudged
 
     # --- shorthands for the commonest questions ----------------------------------
 
