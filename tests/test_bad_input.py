@@ -507,3 +507,17 @@ def test_a_scenario_files_memory_pair_is_checked_whole(tmp_path, memory, words):
     with pytest.raises(ScenarioFileError) as e:
         load(toml)
     assert words in str(e.value)
+
+
+def test_a_kernel_elf_whose_entry_no_segment_holds_is_bad_input(tmp_path, capsys):
+    """--kernel with e_entry 0xdeadbeef booted, and the hand-off was never
+    seen; the ELF cannot be the kernel the image carries: refused, naming it."""
+    data = bytearray(FirmwareBuild().ensure_built().kernel_elf.read_bytes())
+    data[24:32] = (0xDEADBEEF).to_bytes(8, "big")
+    kernel = tmp_path / "entry.elf"
+    kernel.write_bytes(bytes(data))
+    wrapper = FirmwareBuild().ensure_built().wrapper_elf
+    rc = main(["boot", "--image", str(wrapper), "--kernel", str(kernel)])
+    err = capsys.readouterr().err
+    assert rc == 2 and err == (f"bwemu: error: the kernel ELF {kernel}: its entry 0xdeadbeef "
+                               f"is in none of its PT_LOAD segments\n")

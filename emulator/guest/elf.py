@@ -122,6 +122,15 @@ def _parse_facts(path: Path) -> ElfFacts:
             if seg["p_offset"] + seg["p_filesz"] > size:
                 raise ElfImageError(f"{path}: PT_LOAD {i} (file bytes 0x{seg['p_offset']:x}"
                                     f"+0x{seg['p_filesz']:x}) runs past the file's end")
+            if seg["p_vaddr"] + seg["p_memsz"] > 1 << bits:
+                raise ElfImageError(f"{path}: PT_LOAD {i} (0x{seg['p_vaddr']:x}"
+                                    f"+0x{seg['p_memsz']:x}) ends past 2^{bits}")
+        entry = elf["e_entry"]
+        # ELFv1's entry is a descriptor in .opd: still inside a PT_LOAD
+        if loads and not any(s["p_vaddr"] <= entry < s["p_vaddr"] + s["p_memsz"]
+                             for s in loads):
+            raise ElfImageError(f"{path}: its entry 0x{entry:x} is in none of its PT_LOAD "
+                                f"segments")
         sections = list(elf.iter_sections())
         opd = elf.get_section_by_name(".opd")
         symbols: dict[str, Symbol] = {}
@@ -148,7 +157,7 @@ def _parse_facts(path: Path) -> ElfFacts:
             if isinstance(sec, RelocationSection) and sec["sh_flags"] & SHF_ALLOC:
                 relocated.update(rel["r_offset"] for rel in sec.iter_relocations())
         return ElfFacts(
-            bits=bits, entry=elf["e_entry"], e_flags=elf["e_flags"],
+            bits=bits, entry=entry, e_flags=elf["e_flags"],
             segments=[Segment(s["p_vaddr"], s["p_memsz"], s.data(), bool(s["p_flags"] & PF_X))
                       for s in loads],
             loads=[(s["p_vaddr"], s["p_filesz"], s["p_offset"]) for s in loads],

@@ -31,7 +31,7 @@ T = TypeVar("T")
 
 #: Part of every disk cache file's name: a reader of another version
 #: never sees a value it does not know.
-VERSION = 2
+VERSION = 3
 #: Files whose facts are kept in this process at once (a fuzz campaign
 #: composes many images; each costs a few hundred KiB).
 PROCESS_LIMIT = 64

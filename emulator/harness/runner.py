@@ -20,7 +20,7 @@ from pathlib import Path
 from ..guest.addresses import LoadedImage, Placement
 from ..guest.devices import EXCP_NAMES, EXCP_PROGRAM, EXCP_SYSCALL, Console, Hypervisor, Uart16550
 from ..guest.devicetree import DeviceTree, DeviceTreeError, check_fits
-from ..guest.elf import ElfImage, RawImage
+from ..guest.elf import ElfImage, ElfImageError, RawImage
 from ..guest.entry import entry_state
 from ..guest.handoff import HandoffByFetch
 from ..guest.machine import Machine, Stop
@@ -56,6 +56,10 @@ class BootRunner:
         except DeviceTreeError as e:
             raise ScenarioError(str(e)) from None
         elf, kernel_path = self._image(scenario)
+        try:       # read before any set-up: a malformed one is bad input
+            kernel = KernelImage.from_elf(kernel_path) if kernel_path is not None else None
+        except ElfImageError as e:
+            raise ElfImageError(f"the kernel ELF {e}") from None
         scenario = self._fix_up_tree(scenario)
         if scenario.image is not None and scenario.wrapper_at is None \
                 and not elf.position_independent:
@@ -112,7 +116,6 @@ class BootRunner:
             Uart16550(self.machine, self.console, con.address, con.reg_shift,
                       con.io_width)
         self.image = LoadedImage.at(elf, self.layout.wrapper.address)
-        kernel = KernelImage.from_elf(kernel_path) if kernel_path is not None else None
         self.guest = Guest(self.machine, self.image, self.console, self.hypervisor,
                            dtb=Placement(self.layout.dtb.address, len(dtb)), dtb_blob=dtb,
                            initrd=self.layout.initrd, kernel=kernel)
