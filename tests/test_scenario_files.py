@@ -92,6 +92,11 @@ BAD_FILES = {
                        "(0x0..0x20000000); memory fills only an empty /memory: drop one "
                        "of them"),
     "missing-file": (D + '[tree]\ndtb = "nope.dtb"\n', ": [tree] dtb: no such file: "),
+    # only a Boot told to stop at the hand-off ends so: a file expecting
+    # it could never pass
+    "exit-handoff": (D + '[expect]\nexit = "handoff"\n',
+                     ": [expect] exit: 'handoff' is not one of 'kernel', 'fatal', "
+                     "'exception', 'budget', 'divergence'"),
     "bad-regex": (D + '[expect]\nexit = "fatal"\nmessage = "no room ("\n',
                   ": [expect] message: 'no room (' is not a regular expression: "
                   "missing ), unterminated subpattern at position 8"),

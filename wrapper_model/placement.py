@@ -41,7 +41,7 @@ POLICIES = ("seed", "fixed")
 DTB_SLACK = 0x1000
 
 # The kinds of fatal stop the model can predict.  Each names the step that
-# fails; emulator.predict maps a guest's fatal message onto one of them.
+# fails; emulator/checkers/model.py maps the wrapper's fatal code onto one.
 FATAL_TREE = "tree"                  # step 0: the structural check fails
 FATAL_NO_RMA = "no-rma"              # step 1: no /memory block at 0
 FATAL_INITRD_INVERTED = "initrd-inverted"   # step 3: I1 < I0

@@ -288,7 +288,9 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
     "firmware": {"policy": choice(*POLICIES), "budget": budget, "image": text,
                  "entry": choice(*ENTRIES), "entry_offset": address, "kernel": text,
                  "regs": regs, "msr": address},
-    "expect": {"exit": choice(*(e.value for e in ExitReason)), "message": regex,
+    # not "handoff": only a Boot told to stop there (the replay) ends so
+    "expect": {"exit": choice(*(e.value for e in ExitReason if e is not ExitReason.HANDOFF)),
+               "message": regex,
                "fatal": choice(*FATAL_KINDS), "kernel": placement, "dtb": placement,
                "initrd": placement, "overwritten": regions},
 }
