@@ -53,6 +53,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     pytest_cov.add_option(parser)        # --bwemu-cov FILE: emulator/coverage/pytest_cov.py
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    pytest_cov.check(config)             # an unwritable --bwemu-cov FILE, before any boot
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     pytest_cov.write(session)            # the --bwemu-cov tracefile, if asked for
 

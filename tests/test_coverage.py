@@ -246,6 +246,17 @@ def test_pytest_bwemu_cov_writes_what_bwemu_coverage_writes(tmp_path, workers):
     assert Tracefile.read(out).files == reference.files
 
 
+def test_pytest_bwemu_cov_refuses_an_unwritable_file_before_booting(tmp_path):
+    """It booted every scenario, then raised FileNotFoundError at the end."""
+    target = tmp_path / "no-such-folder" / "x.info"
+    p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                        "--bwemu-cov", str(target), *FILES], cwd=ROOT,
+                       capture_output=True, text=True, timeout=TIMEOUT)
+    assert p.returncode == pytest.ExitCode.USAGE_ERROR, p.stdout + p.stderr
+    assert f"--bwemu-cov {target}: there is no directory {target.parent}" in p.stderr
+    assert "Traceback" not in p.stdout + p.stderr and "passed" not in p.stdout
+
+
 def test_missed_lists_the_lines_never_run(tmp_path):
     out = tmp_path / "default.info"
     p = subprocess.run([sys.executable, "-m", "emulator.cli", "coverage", "default",

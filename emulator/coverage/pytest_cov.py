@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from ..debug.outputs import OutputFileError, check_writable
 from ..guest.observer import Observer
 from .lcov import Tracefile
 from .lines import line_map
@@ -29,6 +30,17 @@ def add_option(parser: pytest.Parser) -> None:
         "--bwemu-cov", dest=OPTION, metavar="FILE",
         help="write the wrapper's line coverage over the scenario files booted to FILE "
         "(an lcov tracefile; docs/coverage.md)")
+
+
+def check(config: pytest.Config) -> None:
+    """Refuses a --bwemu-cov FILE that cannot be written before anything
+    boots (it was found only at the session's end, as a traceback)."""
+    target = config.getoption(OPTION, None)
+    if target and getattr(config, "workerinput", None) is None:
+        try:
+            check_writable(target, "--bwemu-cov")
+        except OutputFileError as e:
+            raise pytest.UsageError(str(e)) from None
 
 
 def observers(config: pytest.Config) -> list[Observer]:
@@ -64,4 +76,4 @@ def write(session: pytest.Session) -> None:
     tf.write(path)
 
 
-__all__ = ["OPTION", "add_option", "observers", "record", "write"]
+__all__ = ["OPTION", "add_option", "check", "observers", "record", "write"]
