@@ -186,3 +186,19 @@ def test_kernel_copied_over_a_low_wrapper_runs_its_own_code(watch):
     assert r.exit == "kernel", r.message
     assert r.kernel_report.dtb_magic_ok and r.initrd_intact
     assert len(seen) == 1 and seen[0] == r.handoff
+
+
+def test_a_command_line_that_is_not_utf8_is_handed_on_as_its_bytes():
+    """--cmdline $'\\xff\\xfe ...' reaches argparse as surrogate escapes;
+    setprop_str raised UnicodeEncodeError on them.  bootargs is bytes."""
+    text = b"\xff\xfe root=/dev/ram".decode("utf-8", "surrogateescape")
+    r = boot(default_scenario().replace(cmdline=text))
+    assert r.passed, r.message
+    assert chosen(r.final_dtb)["bootargs"] == b"\xff\xfe root=/dev/ram\0"
+
+
+def test_a_command_line_holding_a_nul_is_refused_by_name():
+    from emulator.guest.devicetree import DeviceTreeError
+    with pytest.raises(DeviceTreeError, match=r"the command line \(bootargs\) holds a NUL "
+                       r"byte at 1"):
+        boot(default_scenario().replace(cmdline="a\0b"))

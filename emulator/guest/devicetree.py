@@ -366,14 +366,20 @@ class DeviceTree:
         return bytes(fdt.as_bytearray())
 
     def with_bootargs(self, text: str) -> bytes:
-        """A copy with /chosen bootargs set to text."""
+        """A copy with /chosen bootargs set to text.  A property is bytes:
+        text that came from bytes which are not UTF-8 (a command line's
+        argument, decoded with surrogateescape) goes in as those bytes."""
+        data = text.encode("utf-8", "surrogateescape")
+        if b"\0" in data:
+            raise DeviceTreeError(f"{self.name}: the command line (bootargs) holds a NUL "
+                                  f"byte at {data.index(0)}: a property string ends there")
         fdt = libfdt.Fdt(bytearray(self.blob))
-        fdt.resize(len(self.blob) + len(text) + 256)
+        fdt.resize(len(self.blob) + len(data) + 256)
         try:
             chosen = fdt.path_offset("/chosen")
         except libfdt.FdtException:
             chosen = fdt.add_subnode(0, "chosen")
-        fdt.setprop_str(chosen, "bootargs", text)
+        fdt.setprop(chosen, "bootargs", data + b"\0")
         fdt.pack()
         return bytes(fdt.as_bytearray())
 
