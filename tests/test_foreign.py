@@ -238,3 +238,16 @@ def test_a_foreign_image_through_the_library(zimages, kernel):
     states = {c.name: c.state for c in r.checks}
     assert states == {"mirror": CheckState.NOT_ATTACHED, "watch": CheckState.PASSED,
                       "model": CheckState.NOT_ATTACHED, "handoff": CheckState.PASSED}
+
+
+@pytest.mark.parametrize("nops", [1, 64])
+def test_falling_through_the_end_of_a_raw_image_is_its_hand_off(tmp_path, nops):
+    """A block hook sees the first instruction of a block only; nops that
+    run straight off the image's end are one block begun inside it, so the
+    hand-off (the first fetch outside the image) went unseen."""
+    raw = tmp_path / "nops.bin"
+    raw.write_bytes((0x60000000).to_bytes(4, "big") * nops)      # ori 0,0,0
+    r = boot(Scenario(name="nops", dtb=MemoryTree().build(), image=raw, entry_offset=0,
+                      wrapper_at=0x400000))
+    assert r.handoff is not None, r.message
+    assert r.handoff.entry == 0x400000 + 4 * nops

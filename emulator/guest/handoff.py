@@ -11,7 +11,11 @@ symbol, so the hand-off is taken to be (docs/guest-abi.md, "Hand-off"):
   span (code, data and bss).
 
 Both are block hooks on everything outside the image, removed at the
-first hit: the kernel then runs with no Python callback per block.
+first hit: the kernel then runs with no Python callback per block.  A
+block hook sees a block's first instruction only, and a block that runs
+straight off the image's end (no branch: the last instruction falls
+through) starts inside it; a code hook on the one word past the end
+catches that fetch.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from unicorn import UC_HOOK_BLOCK
+from unicorn import UC_HOOK_BLOCK, UC_HOOK_CODE
 
 from .addresses import LoadedImage
 from .elf import ElfImage
@@ -54,6 +58,9 @@ class HandoffByFetch:
             if begin <= end and begin <= TOP:
                 self.hooks.append(machine.uc.hook_add(UC_HOOK_BLOCK, self._fetched,
                                                       begin=begin, end=end))
+        if span.end <= TOP:
+            self.hooks.append(machine.uc.hook_add(UC_HOOK_CODE, self._fetched,
+                                                  begin=span.end, end=span.end))
 
     def _fetched(self, uc: Any, address: int, size: int, user: Any) -> None:
         if self.done or (self.entries is not None and address not in self.entries):
