@@ -14,10 +14,11 @@ import pytest
 
 from emulator import ExitReason, MemoryTree, Scenario, boot
 from emulator.cli import main
+from emulator.errors import InputError
 from emulator.guest.addresses import LoadedImage
 from emulator.guest.devices import Console
 from emulator.guest.elf import ElfImage, ElfImageError
-from emulator.guest.entry import EPAPR_MAGIC, entry_state
+from emulator.guest.entry import EPAPR_MAGIC, MSR_SF, entry_state
 from emulator.guest.machine import Machine
 from emulator.guest.observer import CheckState
 from emulator.guest.timebase import TICKS_PER_INSTRUCTION, Timebase
@@ -194,6 +195,28 @@ def test_epapr_entry_registers_and_overrides():
     assert regs["r6"] == 0 and state.bits == 32
     assert entry_state("epapr", tree=0, image=0, rma_size=1 << 20).registers["r6"] \
         == EPAPR_MAGIC
+
+
+@pytest.mark.parametrize("overrides, words", [
+    # Unicorn ran these as if the bits were clear: a zImage "passed" in
+    # little-endian mode and with translation on and no page table
+    ((("msr", 0x1),), "--msr 0x1: sets MSR LE (little-endian), a mode bwemu does not"),
+    ((("msr", 0x30),), "--msr 0x30: sets MSR DR (data relocation), IR (instruction "
+                       "relocation)"),
+    ((("cr", 1 << 32),), "--reg cr=0x100000000: not a 32-bit value"),
+    ((("msr", 0), ("msr", MSR_SF)), "--reg msr: given twice (--msr sets it too)"),
+    ((("r3", 1), ("r3", 2)), "--reg r3: given twice"),
+])
+def test_entry_overrides_bwemu_cannot_honour_are_refused(overrides, words):
+    with pytest.raises(InputError) as e:
+        entry_state("epapr", tree=0, image=0, rma_size=1 << 20, overrides=overrides)
+    assert str(e.value).startswith(words)
+
+
+def test_msr_bits_bwemu_emulates_are_taken():
+    state = entry_state("kexec", tree=0, image=0, rma_size=1 << 20,
+                        overrides=(("msr", MSR_SF | 0x1000 | 0x2),))   # SF, ME, RI
+    assert state.registers["msr"] == MSR_SF | 0x1002 and state.bits == 64
 
 
 def test_the_timebase_advances_with_executed_instructions():

@@ -26,6 +26,14 @@ IMA_MAX = 2 << 30
 CONVENTIONS = ("kexec", "epapr")
 #: Registers an override may name (those Machine knows).
 SETTABLE = tuple(f"r{i}" for i in range(32)) + ("lr", "ctr", "cr", "xer", "msr")
+#: The 32-bit ones (Power ISA: CR is 32 bits; bwemu's XER holds 32).
+NARROW = ("cr", "xer")
+#: MSR bits whose mode bwemu does not emulate: little-endian (LE), and
+#: instruction and data relocation (IR, DR: bwemu runs in real mode, with
+#: no page table for translation to use).  Unicorn would run on as if
+#: they were clear, and a boot would pass that real hardware fails.
+MSR_UNSUPPORTED = {0x1: "LE (little-endian)", 0x10: "DR (data relocation)",
+                   0x20: "IR (instruction relocation)"}
 
 
 @dataclass(frozen=True)
@@ -49,12 +57,23 @@ def entry_state(convention: str, *, tree: int, image: int, rma_size: int,
     else:
         raise InputError(f"entry convention {convention!r}: choose one of "
                          f"{', '.join(CONVENTIONS)}")
+    given: set[str] = set()
     for name, value in overrides:
         if name not in SETTABLE:
             raise InputError(f"--reg {name}: not a register bwemu sets "
                              f"(r0..r31, lr, ctr, cr, xer, msr)")
-        if not 0 <= value < 1 << 64:
-            raise InputError(f"--reg {name}=0x{value:x}: not a 64-bit value")
+        if name in given:
+            also = " (--msr sets it too)" if name == "msr" else ""
+            raise InputError(f"--reg {name}: given twice{also}")
+        given.add(name)
+        width = 32 if name in NARROW else 64
+        if not 0 <= value < 1 << width:
+            raise InputError(f"--reg {name}=0x{value:x}: not a {width}-bit value")
+        if name == "msr":
+            bad = [what for bit, what in MSR_UNSUPPORTED.items() if value & bit]
+            if bad:
+                raise InputError(f"--msr 0x{value:x}: sets MSR {', '.join(bad)}, a mode "
+                                 f"bwemu does not emulate (big-endian, real mode only)")
         regs[name] = value
     return EntryState(regs)
 
