@@ -198,6 +198,34 @@ def test_stub_session_breakpoint_step_memory_registers_then_detach():
     assert result.mirror.timeline        # the mirror saw the calls stepped through
 
 
+@pytest.mark.parametrize("addr", [2**64 - 4, 2**64 - 1, 2**72 - 1],
+                         ids=["top-word", "top-byte", "past-64-bits"])
+def test_an_address_past_the_top_of_the_address_space_is_an_error_reply(addr):
+    """A breakpoint whose instruction would end at or past 2**64 (or an
+    address wider than 64 bits) cannot be set: an error reply, and the
+    session goes on; so for memory there."""
+    run = BootInThread()
+    c = Client(run.stub.port)
+    try:
+        for kind in ("Z0", "Z1", "z0", "z1"):
+            assert re.fullmatch(r"E[0-9a-f]{2}", c.ask(f"{kind},{addr:x},4")), kind
+        assert re.fullmatch(r"E[0-9a-f]{2}", c.ask(f"m{addr:x},4"))
+        assert re.fullmatch(r"E[0-9a-f]{2}", c.ask(f"m{addr:x},{2**64 - 1:x}"))
+        assert re.fullmatch(r"E[0-9a-f]{2}", c.ask(f"M{addr:x},4:deadbeef"))
+        assert run.stub.breakpoints == set() and run.stub.findings.breakpoints == 0
+        # The highest breakpoint that fits is still taken, and the session goes on.
+        assert c.ask(f"Z0,{2**64 - 8:x},4") == "OK"
+        assert c.ask(f"z0,{2**64 - 8:x},4") == "OK"
+        assert c.ask("?") == "S05"
+        c.send_raw(frame(b"D"))
+        assert c.ack() == b"+" and c.reply() == "OK"
+    finally:
+        c.close()
+    result = run.join()
+    assert result.exit == "kernel" and result.passed
+    assert result.findings["gdb"].ended_by == "detach"
+
+
 def test_gdbs_interrupt_stops_a_continue_between_slices():
     run = BootInThread(slice_instructions=2000)
     c = Client(run.stub.port)

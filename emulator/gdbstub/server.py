@@ -63,6 +63,8 @@ SLICE = 1_000_000
 #: The largest memory read served at once (gdb splits larger ones).
 MAX_READ = 0x800
 PACKET_SIZE = 0x1000
+#: The bytes of one instruction: what a breakpoint covers.
+INSTRUCTION = 4
 
 # gdb's signal numbers (include/gdb/signals.def), as stop replies carry them.
 SIGINT, SIGTRAP, SIGABRT, SIGSEGV, SIGXCPU = 2, 5, 6, 11, 24
@@ -274,7 +276,7 @@ class GdbStub:
             self._hooked.add(addr)
             self.machine.on_code(addr, self._hit)
             # Unicorn only sees a code hook in blocks translated after it.
-            self.machine.uc.ctl_remove_cache(addr, addr + 4)
+            self.machine.uc.ctl_remove_cache(addr, addr + INSTRUCTION)
             self.findings.breakpoints += 1
         self.breakpoints.add(addr)
 
@@ -437,6 +439,12 @@ class GdbStub:
         if m is None:
             return E_INVALID
         addr = int(m[1], 16)
+        # The hook covers one instruction, and Unicorn flushes the range
+        # [addr, addr + 4) with its exclusive end as a 64-bit number: an
+        # instruction that reaches the last byte of the address space (no
+        # RAM is there) cannot be a breakpoint, nor an address past it.
+        if addr + INSTRUCTION >= 2**64:
+            return E_INVALID
         if text[0] == "Z":
             self._set_breakpoint(addr)
         else:
