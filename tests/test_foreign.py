@@ -274,3 +274,12 @@ def test_falling_through_the_end_of_a_raw_image_is_its_hand_off(tmp_path, nops):
                       wrapper_at=0x400000))
     assert r.handoff is not None, r.message
     assert r.handoff.entry == 0x400000 + 4 * nops
+
+
+def test_an_entry_offset_for_an_elf_image_is_refused(capsys):
+    """The ELF file was loaded as raw bytes and entered at file offset N."""
+    wrapper = FirmwareBuild().ensure_built().wrapper_elf
+    assert main(["boot", "--image", str(wrapper), "--entry-offset", "0x100"]) == 2
+    assert capsys.readouterr().err == (
+        f"bwemu: error: {wrapper}: an ELF file, entered at its own e_entry: an entry offset "
+        f"(--entry-offset) is for a raw binary\n")

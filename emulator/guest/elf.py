@@ -335,6 +335,10 @@ class RawImage(ElfImage):
             raise ElfImageError(f"{self.path}: cannot read ({e.strerror})") from None
         if not data:
             raise ElfImageError(f"{self.path}: the image is empty")
+        if data[:4] == b"\x7fELF":
+            # loaded as raw bytes it would run its ELF header as code
+            raise ElfImageError(f"{self.path}: an ELF file, entered at its own e_entry: "
+                                f"an entry offset (--entry-offset) is for a raw binary")
         if not 0 <= entry_offset < len(data) or entry_offset % 4:
             raise ElfImageError(f"{self.path}: --entry-offset 0x{entry_offset:x} is not a "
                                 f"word inside the image's 0x{len(data):x} bytes")
