@@ -260,8 +260,12 @@ class RangeMirror:
 
         if self.record:
             self.history.append(op)
+            # The symboliser's own method, not one of this mirror's: a RangeOp
+            # outlives the boot (in its result), and a bound method of the
+            # mirror would keep the mirror's Unicorn instance, with all its
+            # RAM, alive as long as the result.
             self.timeline.append(RangeOp(self.count, fn.symbol, op, ret, out, rb, hb,
-                                         lr, codec, self._locate))
+                                         lr, codec, self.symbols.locate))
         if problems:
             self.divergence = self._divergence(fn, op, problems, expected, ret, out,
                                                model.state(), heap.state(), exp_r, exp_h,

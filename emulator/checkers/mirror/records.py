@@ -66,7 +66,9 @@ class RangeOp:
     it left it untouched or has none.  table and heap are the guest's
     structs after the operation (decoded on first use).  caller is the
     run-time return address; where its function and line (resolved from
-    DWARF on first use, as that costs a line-table parse).
+    DWARF on first use, as that costs a line-table parse).  locator must
+    not reach the machine: a RangeOp is kept in a BootResult after the
+    boot, and the Unicorn instance with its RAM must be free to go.
     """
 
     index: int
