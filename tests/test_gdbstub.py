@@ -13,6 +13,7 @@ answering fails a test, it does not hang the suite.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -127,10 +128,14 @@ class Client:
 class BootInThread:
     """A default boot with a stub, run in a thread; result when it ends."""
 
-    def __init__(self, slice_instructions: int = 1_000_000, **boot: Any) -> None:
+    def __init__(self, slice_instructions: int = 1_000_000, budget: int | None = None,
+                 **boot: Any) -> None:
         self.stub = GdbStub(0, announce=lambda text: None,
                             slice_instructions=slice_instructions)
-        self.boot = Boot(default_scenario(), observers=[self.stub], **boot)
+        scenario = default_scenario()
+        if budget is not None:
+            scenario = dataclasses.replace(scenario, budget=budget)
+        self.boot = Boot(scenario, observers=[self.stub], **boot)
         self.result: Any = None
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -254,6 +259,35 @@ def test_gdb_going_away_mid_continue_lets_the_boot_finish(slice_instructions):
     result = run.join()
     assert result.exit == "kernel" and result.passed
     assert result.findings["gdb"].ended_by == "disconnect"
+
+
+@pytest.mark.parametrize("leave", ["detach", "kill", "close"])
+def test_a_budget_run_out_after_gdb_left_counts_the_whole_budget(leave):
+    """gdb steps and continues through part of the budget, then leaves: the
+    rest runs without it, and the budget's end names every instruction
+    run (the budget), not what was left of it when gdb went."""
+    budget = 300_000           # the default boot takes about 0.9 M
+    run = BootInThread(slice_instructions=2000, budget=budget)
+    c = Client(run.stub.port)
+    try:
+        for _ in range(3):
+            assert c.ask("vCont;s:1") == "S05"
+        target = run.boot.image.local_entry("ranges_add")
+        assert c.ask(f"Z0,{target:x},4") == "OK"
+        assert c.ask("vCont;c") == "S05"
+        assert int(c.ask(f"p{PC_REGNUM:x}"), 16) == target
+        assert 3 < run.stub.executed < budget       # part of it ran under gdb
+        if leave == "detach":
+            assert c.ask("D") == "OK"
+        elif leave == "kill":
+            c.send_raw(frame(b"k"))
+            assert c.ack() == b"+"
+    finally:
+        c.close()
+    result = run.join()
+    assert result.exit == "budget"
+    assert f"budget exhausted after {budget} instructions" in result.message
+    assert result.findings["gdb"].ended_by == {"close": "disconnect"}.get(leave, leave)
 
 
 def test_a_checksum_error_is_answered_with_a_retransmission_request():

@@ -224,7 +224,12 @@ class GdbStub:
         remaining = self.budget - self.executed
         if remaining <= 0:
             return self._budget_stop(self.machine.reg("pc"))
-        return self.machine.run(self.machine.reg("pc"), remaining)
+        stop = self.machine.run(self.machine.reg("pc"), remaining)
+        if stop.reason == "budget":
+            # The machine counted only this last run: the message gives the
+            # whole budget, what ran under gdb included.
+            return self._budget_stop(stop.pc)
+        return stop
 
     def _budget_stop(self, pc: int) -> Stop:
         return Stop("budget", f"budget exhausted after {self.budget} instructions "
