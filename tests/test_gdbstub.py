@@ -34,6 +34,8 @@ from emulator.gdbstub import GdbStub
 from emulator.gdbstub.packets import checksum, escape, frame, unescape
 from emulator.gdbstub.server import _resume_kind
 from emulator.gdbstub.target import FPU_FEATURE, PC_REGNUM, description, registers
+from emulator.guest.addresses import LoadedImage
+from emulator.guest.elf import ElfImage
 from emulator.harness.firmware import ROOT, FirmwareBuild
 
 TIMEOUT = 60          # seconds, for any one wait on the stub or a subprocess
@@ -436,3 +438,67 @@ def test_gdb_breaks_steps_prints_through_dwarf_and_boot_reports(abi):
     assert int(re.search(r"pc (\d+)", after)[1]) == op["caller"]
     assert parse_table(after) == op["ranges"]
     assert op["ranges"]["count"] == before["ranges"]["count"] + 1
+
+
+ZIMAGE_SCRIPT = ROOT / "scripts" / "build-linux-zimage"
+
+
+@pytest.fixture(scope="module")
+def zimage_epapr(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Linux's zImage.epapr (ELF32, linked at 0x20000000) around the test
+    kernel, made as tests/test_foreign.py makes it (into a directory of
+    this module's own); skipped only when it cannot be built."""
+    kernel = FirmwareBuild().ensure_built().kernel_elf
+    out = tmp_path_factory.mktemp("zimage")
+    proc = subprocess.run([str(ZIMAGE_SCRIPT), str(kernel), str(out)],
+                          capture_output=True, text=True, cwd=ROOT)
+    if proc.returncode != 0:
+        pytest.skip(f"the zImage cannot be built: {proc.stderr.strip()}")
+    return out / "zImage.epapr"
+
+
+@needs_gdb
+def test_gdb_symbolises_an_elf32_image_loaded_below_its_link_address(zimage_epapr):
+    """The load offset of a 32-bit image is negative here (0x2000000 -
+    0x20000000): gdb adds qOffsets' value as a 64-bit address, so the stub
+    must give it modulo 2**64; masked to 32 bits, every symbol landed 4 GiB
+    too high and `break start` stopped as an unknown SIGTRAP at `??`."""
+    elf = ElfImage(zimage_epapr)
+    load = 0x2000000
+    assert elf.bits == 32 and elf.span[0] > load       # below its link address
+    image = LoadedImage.at(elf, load)
+    start = image.to_guest(elf.symbol("start").value)
+    p_base = image.to_guest(elf.symbol("p_base").value)
+    proc, port, command = start_bwemu("--image", str(zimage_epapr), "--entry", "epapr",
+                                      "--load-at", hex(load))
+    try:
+        assert "zImage.epapr" in command
+        out = gdb_batch(zimage_epapr, port, [
+            "echo @@ENTRY\\n", "info symbol $pc",
+            "echo @@BREAK\\n", "break start", "continue",
+            "echo @@BT\\n", "bt",
+            "echo @@AT\\n", "info symbol $pc",
+            "echo @@END\\n", "delete", "continue"])
+        stdout, stderr = proc.communicate(timeout=TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, f"{stderr}\n{out}"
+    result = json.loads(stdout)
+    assert result["exit"] == "kernel" and result["passed"], result["message"]
+    assert f"zImage starting: loaded at 0x{load:08x}" in result["console"]
+
+    assert section(out, "ENTRY").strip() == "_zimage_start in section .text", out
+    brk = section(out, "BREAK")
+    m = re.search(r"Breakpoint 1 at 0x([0-9a-f]+)", brk)
+    assert m, out
+    bp = int(m[1], 16)
+    assert start <= bp < start + elf.symbol("start").size     # past start's prologue
+    assert re.search(rf"Breakpoint 1, 0x0*{bp:x} in start \(\)", brk), out
+    frames = re.findall(r"^#(\d+)\s+0x([0-9a-f]+) in (\w+) \(", section(out, "BT"), re.M)
+    assert [f for _, _, f in frames][:2] == ["start", "p_base"], out
+    assert int(frames[0][1], 16) == bp
+    assert p_base <= int(frames[1][1], 16) < start                  # the call in crt0
+    assert section(out, "AT").strip() == f"start + {bp - start} in section .text", out
+    assert "exited normally" in section(out, "END"), out

@@ -165,7 +165,10 @@ class GdbStub:
         self.registers: list[Register] = registers(self.bits)
         self.by_number = {r.regnum: r for r in self.registers}
         self.xml = description(self.bits).encode()
-        self.offset = guest.image.offset & ((1 << self.bits) - 1)
+        # gdb adds qOffsets' value to link addresses as a CORE_ADDR, 64 bits
+        # even for a 32-bit image: an image loaded below its link address
+        # (a negative offset) needs the offset modulo 2**64, not 2**32.
+        self.offset = guest.image.offset & (2**64 - 1)
         try:
             self.listener = socket.create_server((self.host, self.port))
         except OSError as e:
