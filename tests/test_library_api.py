@@ -5,10 +5,16 @@ observers named like one another."""
 from __future__ import annotations
 
 import gc
+import subprocess
+import sys
 import weakref
 
-from emulator import Boot
+import pytest
+
+from emulator import Boot, MemoryTree
+from emulator.guest.devicetree import DeviceTree
 from emulator.harness import scenarios_lib
+from emulator.harness.scenario import MiB, ScenarioError
 
 
 def test_a_result_does_not_keep_its_machine_alive():
@@ -25,3 +31,74 @@ def test_a_result_does_not_keep_its_machine_alive():
     timeline = result.ranges
     assert timeline and timeline[0].where is not None
     assert "kexec.c" in timeline[0].where, timeline[0].where
+
+
+# --- MemoryTree: every field checked when it is made ------------------------------------
+
+TREE_FIELDS = [
+    (dict(memory="512M"), "memory: must be a tuple of (base, size) pairs"),
+    (dict(memory=None), "memory: must be a tuple of (base, size) pairs"),
+    (dict(memory=(0, 256 * MiB)), "memory: must be a tuple of (base, size) pairs"),
+    (dict(memory=((0, -1),)), "memory: must be a tuple of (base, size) pairs of u64"),
+    (dict(memory=((0, 1 << 70),)), "memory: must be a tuple of (base, size) pairs of u64"),
+    (dict(memory=((0x1000, (1 << 64) - 0x800),)),
+     "memory: must be a tuple of (base, size) pairs of u64 values, each ending by 2^64"),
+    (dict(size_cells=1, memory=((0, 1 << 33),)),
+     "memory: block 0's size 0x200000000 does not fit #size-cells = 1"),
+    (dict(address_cells=1, memory=((0, 1 << 20), (1 << 32, 1 << 20))),
+     "memory: block 1's base 0x100000000 does not fit #address-cells = 1"),
+    (dict(console="serial"), "console: must be one of hvc, uart, none"),
+    (dict(console=None), "console: must be one of hvc, uart, none"),
+    (dict(reserves=((-5, 10),)), "reserves: must be a tuple of (address, size) pairs"),
+    (dict(reserves=((1 << 64, 10),)), "reserves: must be a tuple of (address, size) pairs"),
+    (dict(address_cells="2"), "address_cells: must be 1 or 2"),
+    (dict(address_cells=3), "address_cells: must be 1 or 2"),
+    (dict(size_cells=0), "size_cells: must be 1 or 2"),
+    (dict(uart_base="x", console="uart"), "uart_base: must be an int or None"),
+    (dict(uart_base=1 << 32, console="uart", address_cells=1),
+     "uart_base: 0x100000000 does not fit #address-cells = 1"),
+    (dict(console="uart", address_cells=1, size_cells=2, memory=((0, 0x1_0000_0000),)),
+     "memory: RAM covers 0xfe004500, so the UART would be at 0xfe0004500"),
+    (dict(bootargs=None), "bootargs: must be a string"),
+    (dict(bootargs="a\0b"), "bootargs: must hold no NUL character"),
+    (dict(bootargs="\udcff"), "bootargs: must be text UTF-8 can encode"),
+    (dict(stdout_property=None), "stdout_property: must be a property name"),
+    (dict(stdout_property=""), "stdout_property: must be a property name"),
+]
+
+
+@pytest.mark.parametrize("change, words", TREE_FIELDS,
+                         ids=[f"{k}={v!r}"[:40] for c, _ in TREE_FIELDS
+                              for k, v in list(c.items())[:1]])
+def test_a_memory_tree_field_is_checked_when_it_is_made(change, words):
+    with pytest.raises(ScenarioError) as e:
+        MemoryTree(**change)
+    text = str(e.value)
+    assert text.startswith("MemoryTree field " + words), text
+    assert "\n" not in text
+
+
+@pytest.mark.parametrize("field", ["bootargs", "stdout_property"])
+def test_a_memory_tree_string_of_none_is_an_error_not_a_crash(field):
+    """libfdt took None for a string and the interpreter died (SIGSEGV)."""
+    code = ("from emulator import MemoryTree, BwemuError\n"
+            "try:\n"
+            f"    MemoryTree({field}=None).build()\n"
+            "except BwemuError as e:\n"
+            "    print(e)\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, (run.returncode, run.stderr[-500:])
+    assert run.stdout.startswith(f"MemoryTree field {field}: "), run.stdout
+
+
+@pytest.mark.parametrize("tree, blocks", [
+    (MemoryTree(memory=((0, (1 << 64) - 1),)), [(0, (1 << 64) - 1)]),
+    (MemoryTree(memory=((1 << 40, (1 << 64) - (1 << 40)),)), [(1 << 40, (1 << 64) - (1 << 40))]),
+    (MemoryTree(address_cells=1, size_cells=1, memory=((0x1000, 0xFFFF_F000),)),
+     [(0x1000, 0xFFFF_F000)]),
+    (MemoryTree(memory=((0, 0), (0, 256 * MiB))), [(0, 256 * MiB)]),
+    (MemoryTree(memory=()), []),
+])
+def test_a_memory_tree_at_the_limits_holds_its_blocks_whole(tree, blocks):
+    assert DeviceTree(tree.build(), "generated").memory() == blocks

@@ -30,7 +30,7 @@ from ..guest.timebase import Timebase
 from .firmware import FirmwareBuild
 from .ram_fill import fill_ram
 from .result import BootResult, ExitReason
-from .scenario import MemoryTree, Scenario, ScenarioError, place
+from .scenario import Scenario, ScenarioError, place, uart_address_for
 
 DEFAULT_RAM = 256 << 20   # when the tree is too broken to say
 FDT_MAGIC = bytes.fromhex("d00dfeed")
@@ -183,7 +183,7 @@ class BootRunner:
         if scenario.add_uart:
             tree = DeviceTree(dtb, name)
             blocks = tuple(tree.memory())
-            address = MemoryTree(memory=blocks or ((0, DEFAULT_RAM),)).uart_address
+            address = uart_address_for(blocks or ((0, DEFAULT_RAM),))
             dtb = tree.with_uart(address)
             self.notes.append(f"an ns16550 added at 0x{address:x} as the console (--uart)")
         return scenario.replace(dtb=dtb)

@@ -10,6 +10,7 @@ says which it chose.
 from __future__ import annotations
 
 import dataclasses
+import re
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +37,17 @@ class ScenarioError(InputError):
     """A scenario that cannot be booted as given; the text names the input."""
 
 
+def uart_address_for(memory: Sequence[tuple[int, int]]) -> int:
+    """Where a generated UART goes in a machine of these RAM blocks: below
+    4 GiB, as real trees have it (a 32-bit wrapper cannot reach higher),
+    unless RAM is there."""
+    for candidate in (UART_LOW, UART_HIGH):
+        if not any(b <= candidate < b + s for b, s in memory):
+            return candidate
+    raise ScenarioError("the generated UART has no room: RAM covers both "
+                        f"0x{UART_LOW:x} and 0x{UART_HIGH:x}")
+
+
 @dataclass(frozen=True)
 class MemoryTree:
     """The parts of a generated device tree that matter to the wrapper."""
@@ -48,17 +60,40 @@ class MemoryTree:
     size_cells: int = 2
     stdout_property: str = "linux,stdout-path"
 
+    def __post_init__(self) -> None:
+        """Every field checked here, as Scenario's are: libfdt takes a
+        wrong one with a raw exception, a crash (None for a string) or a
+        value silently cut to the cells that hold it."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            problem = _TREE_CHECKS[f.name](value)
+            if problem:
+                raise ScenarioError(f"MemoryTree field {f.name}: {problem}, "
+                                    f"not {_short(value)}")
+        # A value the cells cannot hold would be cut to its low words.
+        ac, sc = self.address_cells, self.size_cells
+        for i, (base, size) in enumerate(self.memory):
+            if base >> (32 * ac):
+                raise ScenarioError(f"MemoryTree field memory: block {i}'s base 0x{base:x} "
+                                    f"does not fit #address-cells = {ac}")
+            if size >> (32 * sc):
+                raise ScenarioError(f"MemoryTree field memory: block {i}'s size 0x{size:x} "
+                                    f"does not fit #size-cells = {sc}")
+        if self.console == "uart" and self.uart_address >> (32 * ac):
+            if self.uart_base is not None:
+                raise ScenarioError(f"MemoryTree field uart_base: 0x{self.uart_base:x} "
+                                    f"does not fit #address-cells = {ac}")
+            raise ScenarioError(f"MemoryTree field memory: RAM covers 0x{UART_LOW:x}, so the "
+                                f"UART would be at 0x{self.uart_address:x}, which does not "
+                                f"fit #address-cells = {ac}: give uart_base")
+
     @property
     def uart_address(self) -> int:
-        """Where the generated UART is: below 4 GiB, as real trees have it
-        (a 32-bit wrapper cannot reach higher), unless RAM is there."""
+        """Where the generated UART is (uart_base, else as uart_address_for
+        chooses it)."""
         if self.uart_base is not None:
             return self.uart_base
-        for candidate in (UART_LOW, UART_HIGH):
-            if not any(b <= candidate < b + s for b, s in self.memory):
-                return candidate
-        raise ScenarioError("the generated UART has no room: RAM covers both "
-                            f"0x{UART_LOW:x} and 0x{UART_HIGH:x}")
+        return uart_address_for(self.memory)
 
     def build(self) -> bytes:
         sw = libfdt.FdtSw()
@@ -243,6 +278,57 @@ _FIELD_CHECKS: dict[str, Callable[[Any], str | None]] = {
     "add_uart": _of(bool, "True or False"),
     "ram_fill": lambda v: None if isinstance(v, bytes) and len(v) <= 64 else
     "must be a pattern of 0 to 64 bytes",
+}
+
+
+def _blocks(what: str, *, within_2_64: bool) -> Callable[[Any], str | None]:
+    """A tuple of (address, size) pairs of u64 values (and, for memory,
+    ending by 2^64)."""
+    def check(v: Any) -> str | None:
+        ok = isinstance(v, tuple) and all(
+            isinstance(p, tuple) and len(p) == 2
+            and all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= U64
+                    for n in p)
+            and (not within_2_64 or p[0] + p[1] <= 1 << 64) for p in v)
+        return None if ok else f"must be a tuple of {what} pairs of u64 values" + (
+            ", each ending by 2^64" if within_2_64 else "")
+    return check
+
+
+#: A property name as the devicetree specification allows it (2.2.4).
+_PROPERTY_NAME = re.compile(r"[0-9A-Za-z,._+?#-]{1,31}")
+
+
+def _fdt_string(v: Any) -> str | None:
+    """A string libfdt can store whole: UTF-8, no NUL (it would end it)."""
+    if not isinstance(v, str):
+        return "must be a string"
+    if "\0" in v:
+        return "must hold no NUL character"
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must be text UTF-8 can encode"
+    return None
+
+
+def _cells(v: Any) -> str | None:
+    return None if type(v) is int and v in (1, 2) else "must be 1 or 2"
+
+
+_TREE_CHECKS: dict[str, Callable[[Any], str | None]] = {
+    "memory": _blocks("(base, size)", within_2_64=True),
+    "console": _one_of("hvc", "uart", "none"),
+    "uart_base": _int_in(0, U64),
+    "reserves": _blocks("(address, size)", within_2_64=False),
+    "bootargs": _fdt_string,
+    # What the wrapper reads (as a scenario file's [tree] has them); a tree
+    # of other counts is made by editing a generated one.
+    "address_cells": _cells,
+    "size_cells": _cells,
+    "stdout_property": lambda v: None if isinstance(v, str)
+    and _PROPERTY_NAME.fullmatch(v) else "must be a property name (1 to 31 of 0-9 a-z "
+    "A-Z , . _ + ? # -)",
 }
 
 
