@@ -8,12 +8,17 @@ import gc
 import subprocess
 import sys
 import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
-from emulator import Boot, MemoryTree
+from emulator import Boot, BwemuError, MemoryTree, boot, default_scenario
 from emulator.guest.devicetree import DeviceTree
+from emulator.guest.observer import CheckState, CheckStatus, Guest, RunOutcome
 from emulator.harness import scenarios_lib
+from emulator.harness.runner import BootRunner
 from emulator.harness.scenario import MiB, ScenarioError
 
 
@@ -102,3 +107,101 @@ def test_a_memory_tree_string_of_none_is_an_error_not_a_crash(field):
 ])
 def test_a_memory_tree_at_the_limits_holds_its_blocks_whole(tree, blocks):
     assert DeviceTree(tree.build(), "generated").memory() == blocks
+
+
+# --- observers: one name each -------------------------------------------------------------
+
+
+@dataclass
+class Verdict:
+    """Findings that say what they are told."""
+    name: str
+    state: CheckState
+
+    @property
+    def status(self) -> CheckStatus:
+        return CheckStatus(self.name, self.state, "as told")
+
+    def to_json(self) -> dict[str, Any]:
+        return {}
+
+
+class Named:
+    """An observer that judges nothing, under any name."""
+
+    def __init__(self, name: str, state: CheckState = CheckState.PASSED) -> None:
+        self.name, self.state = name, state
+
+    def attach(self, guest: Guest) -> None:
+        pass
+
+    def finish(self, guest: Guest, run: RunOutcome) -> Verdict:
+        return Verdict(self.name, self.state)
+
+
+def test_an_observer_named_like_a_default_checker_cannot_replace_its_verdict():
+    """The seed's hole fails the watch and the hand-off contract; two
+    observers named "watch" and "handoff" put their passes in those
+    checkers' places and the boot was reported as passed."""
+    seed_hole = scenarios_lib.get("initrd-below-big-kernel-end", "seed")
+    with pytest.raises(BwemuError) as e:
+        boot(seed_hole, observers=[Named("watch"), Named("handoff")])
+    text = str(e.value)
+    assert "'watch' is the name of a default observer" in text and "watch=False" in text
+    assert "\n" not in text
+
+
+@pytest.mark.parametrize("name", ["mirror", "model", "handoff", "ring", "debug"])
+def test_no_default_observers_name_can_be_taken(name):
+    with pytest.raises(BwemuError, match=f"'{name}' is the name of a default observer"):
+        Boot(default_scenario(), observers=[Named(name)])
+
+
+def test_a_checker_turned_off_leaves_its_name_free():
+    r = boot(default_scenario(), watch=False, observers=[Named("watch", CheckState.FAILED)])
+    assert [c.state for c in r.checks if c.name == "watch"] == [CheckState.FAILED]
+    assert not r.passed
+
+
+def test_two_observers_of_one_name_are_refused():
+    """The second's findings replaced the first's: a failing one could be
+    hidden behind a passing one."""
+    with pytest.raises(BwemuError, match="two observers are named 'mine'"):
+        Boot(default_scenario(), observers=[Named("mine", CheckState.FAILED), Named("mine")])
+    with pytest.raises(BwemuError, match="two observers are named 'mine'"):
+        BootRunner(default_scenario(), observers=[Named("mine"), Named("mine")])
+
+
+# --- the arguments of boot() and Boot() ---------------------------------------------------
+
+ARGUMENTS: list[tuple[Callable[[], object], str]] = [
+    (lambda: boot(None), "boot argument scenario: must be a Scenario"),     # type: ignore[arg-type]
+    (lambda: boot("default"), "boot argument scenario: must be a Scenario"),  # type: ignore[arg-type]
+    (lambda: boot(default_scenario(), "x"),                                  # type: ignore[arg-type]
+     "boot argument firmware: must be a FirmwareBuild or None, not 'x'"),
+    (lambda: boot(default_scenario(), observers=[None]),                     # type: ignore[list-item]
+     "boot argument observers[0]: must be an observer"),
+    (lambda: boot(default_scenario(), observers="x"),                        # type: ignore[arg-type]
+     "boot argument observers: must be a list of observers, not 'x'"),
+    (lambda: Boot(None),                                                     # type: ignore[arg-type]
+     "boot argument scenario: must be a Scenario"),
+    (lambda: BootRunner(default_scenario(), observers=[object()]),           # type: ignore[list-item]
+     "BootRunner argument observers[0]: must be an observer"),
+]
+
+
+@pytest.mark.parametrize("call, words", ARGUMENTS, ids=[w for _, w in ARGUMENTS])
+def test_an_argument_of_the_wrong_kind_is_named(call, words):
+    with pytest.raises(BwemuError) as e:
+        call()
+    text = str(e.value)
+    assert text.startswith(words), text
+    assert "\n" not in text
+
+
+def test_an_observer_whose_finish_returns_no_findings_is_named():
+    class Forgetful(Named):
+        def finish(self, guest: Guest, run: RunOutcome) -> Verdict:
+            return None     # type: ignore[return-value]
+    with pytest.raises(BwemuError, match="observer 'forgetful': finish.. returned None"):
+        boot(default_scenario(), observers=[Forgetful("forgetful")])

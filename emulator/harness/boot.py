@@ -25,8 +25,11 @@ from ..debug.snapshots import Inspector
 from ..guest.observer import Observer
 from .firmware import FirmwareBuild
 from .result import BootResult
-from .runner import BootRunner
+from .runner import BootArgumentError, BootRunner, check_arguments
 from .scenario import Scenario
+
+#: The debugging aids every boot gets unless debug=False.
+DEBUG_AIDS = (RingBuffer.name, Inspector.name)
 
 
 def default_observers(scenario: Scenario, *, mirror: bool = True, watch: bool = True,
@@ -57,12 +60,23 @@ class Boot(BootRunner):
     def __init__(self, scenario: Scenario, firmware: FirmwareBuild | None = None, *,
                  mirror: bool = True, watch: bool = True, model: bool = True,
                  debug: bool = True, observers: Sequence[Observer] = ()) -> None:
+        check_arguments("boot", scenario, firmware, observers)
         self._asked = scenario        # the runner's own copy gets its fix-ups
         self._flags = {"mirror": mirror, "watch": watch, "model": model}
-        super().__init__(scenario, firmware, observers=[
-            *default_observers(scenario, mirror=mirror, watch=watch, model=model,
-                               debug=debug),
-            *observers])
+        defaults = default_observers(scenario, mirror=mirror, watch=watch, model=model,
+                                     debug=debug)
+        for extra in observers:
+            # Findings are kept by name: one of the caller's named like a
+            # default observer would replace that one's verdict with its own.
+            if any(o.name == extra.name for o in defaults):
+                turn_off = (f"; give {extra.name}=False to replace that checker"
+                            if extra.name in self._flags else
+                            "; give debug=False to replace it" if extra.name in DEBUG_AIDS
+                            else "")
+                raise BootArgumentError(
+                    f"boot argument observers: {extra.name!r} is the name of a default "
+                    f"observer of this boot{turn_off}")
+        super().__init__(scenario, firmware, observers=[*defaults, *observers])
 
     def run(self, count_instructions: bool = False) -> BootResult:
         result = super().run(count_instructions=count_instructions)

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from ..errors import InputError
 from ..guest.addresses import LoadedImage, Placement
 from ..guest.devices import EXCP_NAMES, EXCP_PROGRAM, EXCP_SYSCALL, Console, Hypervisor, Uart16550
 from ..guest.devicetree import DeviceTree, DeviceTreeError, check_fits
@@ -44,11 +45,48 @@ ENTER_KERNEL_SYMBOL = "bw_enter_kernel"
 BCTR = 0x4E800420
 
 
+class BootArgumentError(InputError):
+    """An argument of boot(), Boot() or BootRunner() of the wrong kind."""
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def check_arguments(caller: str, scenario: object, firmware: object,
+                    observers: object) -> None:
+    """Refuses, by name, an argument of the wrong kind: without this a
+    None scenario or a string as firmware got as far as a raw
+    AttributeError somewhere inside the set-up."""
+    def bad(name: str, what: str, value: object) -> BootArgumentError:
+        return BootArgumentError(f"{caller} argument {name}: must be {what}, "
+                                 f"not {_short(value)}")
+    if not isinstance(scenario, Scenario):
+        raise bad("scenario", "a Scenario (emulator.Scenario)", scenario)
+    if firmware is not None and not isinstance(firmware, FirmwareBuild):
+        raise bad("firmware", "a FirmwareBuild or None", firmware)
+    if not isinstance(observers, (list, tuple)):
+        raise bad("observers", "a list of observers", observers)
+    for i, o in enumerate(observers):
+        if not (isinstance(getattr(o, "name", None), str) and callable(getattr(o, "attach", None))
+                and callable(getattr(o, "finish", None))):
+            raise bad(f"observers[{i}]", "an observer (a name, attach() and finish(): "
+                      "emulator/guest/observer.py)", o)
+    names = [o.name for o in observers]
+    twice = next((n for n in names if names.count(n) > 1), None)
+    if twice is not None:
+        raise BootArgumentError(f"{caller} argument observers: two observers are named "
+                                f"{twice!r}; a boot keeps findings by name, so one would "
+                                f"replace the other's")
+
+
 class BootRunner:
     """One boot in progress: the guest, its devices and its observers."""
 
     def __init__(self, scenario: Scenario, firmware: FirmwareBuild | None = None, *,
                  observers: Sequence[Observer] = ()) -> None:
+        check_arguments(type(self).__name__, scenario, firmware, observers)
         self.notes: list[str] = []
         self.firmware = firmware or FirmwareBuild(policy=scenario.policy)
         try:
@@ -266,7 +304,12 @@ class BootRunner:
                              self._fatal_code if stop.reason == "fatal" else None)
         findings: dict[str, Findings] = {}
         for name, observer in self.observers.items():
-            findings[name] = observer.finish(self.guest, outcome)
+            found = observer.finish(self.guest, outcome)
+            if not isinstance(found, Findings):
+                raise BootArgumentError(f"observer {name!r}: finish() returned "
+                                        f"{_short(found)}, not findings (a status "
+                                        f"and to_json())")
+            findings[name] = found
         return self._result(stop, outcome, seconds,
                             counter[0] if counter else None, findings)
 
@@ -300,4 +343,4 @@ class BootRunner:
         return r
 
 
-__all__ = ["BootRunner"]
+__all__ = ["BootArgumentError", "BootRunner", "check_arguments"]
