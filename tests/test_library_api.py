@@ -172,6 +172,20 @@ def test_two_observers_of_one_name_are_refused():
         BootRunner(default_scenario(), observers=[Named("mine"), Named("mine")])
 
 
+# --- a Boot runs once -----------------------------------------------------------------------
+
+
+def test_a_boot_run_twice_says_so_instead_of_blaming_the_guest():
+    """The second run() started over RAM the first had changed and
+    reported "fatal FATAL: device tree at 0x...: bad magic"."""
+    b = Boot(default_scenario())
+    assert b.run().passed
+    with pytest.raises(BwemuError) as e:
+        b.run()
+    text = str(e.value)
+    assert "has run already" in text and "\n" not in text
+
+
 # --- the arguments of boot() and Boot() ---------------------------------------------------
 
 ARGUMENTS: list[tuple[Callable[[], object], str]] = [

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ..errors import InputError
+from ..errors import InputError, SetupError
 from ..guest.addresses import LoadedImage, Placement
 from ..guest.devices import EXCP_NAMES, EXCP_PROGRAM, EXCP_SYSCALL, Console, Hypervisor, Uart16550
 from ..guest.devicetree import DeviceTree, DeviceTreeError, check_fits
@@ -47,6 +47,10 @@ BCTR = 0x4E800420
 
 class BootArgumentError(InputError):
     """An argument of boot(), Boot() or BootRunner() of the wrong kind."""
+
+
+class BootUsedError(SetupError):
+    """run() called again on a boot that has run."""
 
 
 def _short(value: object) -> str:
@@ -82,11 +86,13 @@ def check_arguments(caller: str, scenario: object, firmware: object,
 
 
 class BootRunner:
-    """One boot in progress: the guest, its devices and its observers."""
+    """One boot in progress: the guest, its devices and its observers.
+    It runs once."""
 
     def __init__(self, scenario: Scenario, firmware: FirmwareBuild | None = None, *,
                  observers: Sequence[Observer] = ()) -> None:
         check_arguments(type(self).__name__, scenario, firmware, observers)
+        self._ran = False
         self.notes: list[str] = []
         self.firmware = firmware or FirmwareBuild(policy=scenario.policy)
         try:
@@ -295,6 +301,12 @@ class BootRunner:
         return m.read(addr, size)
 
     def run(self, count_instructions: bool = False) -> BootResult:
+        if self._ran:
+            # The machine is as the first run left it (RAM written over,
+            # hooks and observers spent): a second run would judge that.
+            raise BootUsedError(f"this {type(self).__name__} has run already, and a boot "
+                                f"runs once: make a new one to boot again")
+        self._ran = True
         counter = self.machine.count_instructions() if count_instructions else None
         self._fatal_code = None
         t0 = time.perf_counter()
@@ -343,4 +355,4 @@ class BootRunner:
         return r
 
 
-__all__ = ["BootArgumentError", "BootRunner", "check_arguments"]
+__all__ = ["BootArgumentError", "BootRunner", "BootUsedError", "check_arguments"]
