@@ -10,6 +10,7 @@ import sys
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -219,3 +220,20 @@ def test_an_observer_whose_finish_returns_no_findings_is_named():
             return None     # type: ignore[return-value]
     with pytest.raises(BwemuError, match="observer 'forgetful': finish.. returned None"):
         boot(default_scenario(), observers=[Forgetful("forgetful")])
+
+
+# --- a scenario's fields for a user's image ------------------------------------------------
+
+
+@pytest.mark.parametrize("change, name", [
+    (dict(kernel=Path("/nonexistent/vmlinux")), "kernel"),
+    (dict(entry_offset=0x100), "entry_offset"),
+])
+def test_what_describes_a_users_image_is_refused_without_one(change, name):
+    """Scenario(kernel=...) without image booted bwemu's own firmware and
+    passed, the kernel ignored (the CLI refuses --kernel without --image)."""
+    with pytest.raises(ScenarioError) as e:
+        default_scenario().replace(**change)
+    text = str(e.value)
+    assert text.startswith(f"Scenario field {name} describes an image of your own: "
+                           f"give image too"), text

@@ -195,6 +195,16 @@ class Scenario:
             if ours:
                 raise ScenarioError(f"Scenario field {ours[0]} describes bwemu's own "
                                     f"firmware image, not the image {self.image}")
+        else:
+            # ... and what describes a user's image means nothing for ours
+            # (which carries its own test kernel and starts at its ELF entry):
+            # ignored, a kernel that does not exist booted and passed.
+            theirs = [n for n, v in (("kernel", self.kernel),
+                                     ("entry_offset", self.entry_offset)) if v is not None]
+            if theirs:
+                raise ScenarioError(f"Scenario field {theirs[0]} describes an image of "
+                                    f"your own: give image too (bwemu's own firmware "
+                                    f"carries its test kernel)")
 
     @classmethod
     def from_files(cls, dtb: Path, *, initrd: Path | None = None,
