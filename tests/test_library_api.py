@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from emulator import Boot, BwemuError, MemoryTree, boot, default_scenario
+from emulator import Boot, BwemuError, ExitReason, MemoryTree, boot, default_scenario
 from emulator.guest.devicetree import DeviceTree
 from emulator.guest.observer import CheckState, CheckStatus, Guest, RunOutcome
 from emulator.harness import scenarios_lib
@@ -237,3 +237,24 @@ def test_what_describes_a_users_image_is_refused_without_one(change, name):
     text = str(e.value)
     assert text.startswith(f"Scenario field {name} describes an image of your own: "
                            f"give image too"), text
+
+
+# --- kernel_bss past what the test kernel links with --------------------------------------
+
+
+def test_a_kernel_bss_the_test_kernel_cannot_link_with_is_named_in_one_line():
+    """kernel_bss = 1 << 40 passed the field check and then failed with the
+    linker's multi-line 'relocation truncated to fit'."""
+    for bss in (1 << 40, 0x7FFF_8000):
+        with pytest.raises(ScenarioError) as e:
+            boot(default_scenario().replace(kernel_bss=bss))
+        text = str(e.value)
+        assert text.startswith(f"Scenario field kernel_bss (--kernel-bss): 0x{bss:x} bytes "
+                               f"do not link"), text
+        assert "\n" not in text
+
+
+def test_the_largest_kernel_bss_the_message_promises_links():
+    r = boot(default_scenario().replace(kernel_bss=0x7FFF_0000))
+    # 256 MiB of RAM cannot hold such a kernel: the wrapper's own answer
+    assert r.exit is ExitReason.FATAL and r.matches_model, (r.exit, r.message)

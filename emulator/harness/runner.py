@@ -28,7 +28,7 @@ from ..guest.machine import Machine, Stop
 from ..guest.observer import Findings, Guest, Handoff, KernelImage, Observer, RunOutcome
 from ..guest.spin import SpinStop
 from ..guest.timebase import Timebase
-from .firmware import FirmwareBuild
+from .firmware import FirmwareBuild, FirmwareError
 from .ram_fill import fill_ram
 from .result import BootResult, ExitReason
 from .scenario import Scenario, ScenarioError, place, uart_address_for
@@ -188,8 +188,9 @@ class BootRunner:
         composed for the scenario, or the user's own image."""
         if scenario.image is None:
             bss = scenario.kernel_bss
-            kernel_path = (self.firmware.test_kernel(bss) if bss is not None
-                           else self.firmware.ensure_built().kernel_elf)
+            kernel_path = self.firmware.ensure_built().kernel_elf
+            if bss is not None:
+                kernel_path = self._test_kernel(bss)
             elf = ElfImage(self.firmware.compose(
                 kernel_path if bss is not None else None,
                 scenario.attached_initrd, compressed=scenario.compressed_kernel))
@@ -199,6 +200,22 @@ class BootRunner:
                                      overrides=self._overrides(scenario)).bits == 64 else 32
             return RawImage(scenario.image, scenario.entry_offset, bits), scenario.kernel
         return ElfImage(scenario.image), scenario.kernel
+
+    def _test_kernel(self, bss: int) -> Path:
+        """The test kernel linked with bss bytes of bss, or one line naming
+        kernel_bss when that is more than it can link with."""
+        try:
+            return self.firmware.test_kernel(bss)
+        except FirmwareError as e:
+            if "relocation truncated to fit" not in str(e):
+                raise
+        # head.S loads __kbss_end with lis/addi: a signed 32-bit address,
+        # so the kernel with its bss must end below 0x7fff8000 (with the
+        # kernel as it is, 0x7fff0000 bytes of bss link; 0x7fff8000 do not).
+        raise ScenarioError(f"Scenario field kernel_bss (--kernel-bss): 0x{bss:x} bytes "
+                            f"do not link: the test kernel's start-up code addresses the "
+                            f"end of its bss in 32 signed bits, so the kernel with its bss "
+                            f"must end below 0x7fff8000 (0x7fff0000 bytes of bss link)")
 
     @staticmethod
     def _overrides(scenario: Scenario) -> tuple[tuple[str, int], ...]:

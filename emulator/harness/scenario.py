@@ -216,8 +216,10 @@ class Scenario:
         return dataclasses.replace(self, **changes)
 
 
-#: The largest kernel bss a test kernel can be linked with: more than any
-#: RAM bwemu can map (larger values overflow the 64-bit link).
+#: The largest kernel_bss a Scenario takes.  The test kernel links with
+#: less: its start-up code addresses the end of its bss in 32 signed bits,
+#: so about 2 GiB (0x7fff0000 links); the runner names kernel_bss when the
+#: link refuses a value between the two.
 MAX_KERNEL_BSS = 1 << 40
 #: Unicorn counts the budget in a size_t; 0 would mean "no limit".
 MAX_BUDGET = (1 << 63) - 1
