@@ -24,6 +24,7 @@ import subprocess
 import sys
 import threading
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -160,6 +161,17 @@ def regs_of(g: str) -> dict[str, int]:
     return out
 
 
+def detached(run: BootInThread, c: Client) -> Any:
+    """gdb detaches (D): the boot runs on to the kernel and passes; its result."""
+    c.send_raw(frame(b"D"))
+    assert c.ack() == b"+" and c.reply() == "OK"
+    c.close()
+    result = run.join()
+    assert result.exit == "kernel" and result.passed
+    assert result.findings["gdb"].ended_by == "detach"
+    return result
+
+
 def test_stub_session_breakpoint_step_memory_registers_then_detach():
     run = BootInThread()
     c = Client(run.stub.port)
@@ -195,13 +207,9 @@ def test_stub_session_breakpoint_step_memory_registers_then_detach():
         assert c.ask("m10000000000,4").startswith("E")     # not RAM
         assert c.ask("M10000000000,1:00").startswith("E")
         assert c.ask(f"z0,{target:x},4") == "OK"
-        c.send_raw(frame(b"D"))
-        assert c.ack() == b"+" and c.reply() == "OK"
+        result = detached(run, c)
     finally:
         c.close()
-    result = run.join()
-    assert result.exit == "kernel" and result.passed
-    assert result.findings["gdb"].ended_by == "detach"
     assert result.mirror.timeline        # the mirror saw the calls stepped through
 
 
@@ -224,13 +232,9 @@ def test_an_address_past_the_top_of_the_address_space_is_an_error_reply(addr):
         assert c.ask(f"Z0,{2**64 - 8:x},4") == "OK"
         assert c.ask(f"z0,{2**64 - 8:x},4") == "OK"
         assert c.ask("?") == "S05"
-        c.send_raw(frame(b"D"))
-        assert c.ack() == b"+" and c.reply() == "OK"
+        detached(run, c)
     finally:
         c.close()
-    result = run.join()
-    assert result.exit == "kernel" and result.passed
-    assert result.findings["gdb"].ended_by == "detach"
 
 
 def test_gdbs_interrupt_stops_a_continue_between_slices():
@@ -355,6 +359,22 @@ def gdb_batch(elf: Path, port: int, commands: list[str]) -> str:
     return p.stdout
 
 
+def passed_boot(proc: subprocess.Popen, commands: Callable[[], str]) -> tuple[str, dict]:
+    """Runs gdb (commands() returns its output) against the bwemu boot proc,
+    which must then end as a passed boot; its --json result."""
+    try:
+        out = commands()
+        stdout, stderr = proc.communicate(timeout=TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, f"{stderr}\n{out}"
+    result = json.loads(stdout)
+    assert result["exit"] == "kernel" and result["passed"], result["message"]
+    return out, result
+
+
 def section(out: str, name: str) -> str:
     """The gdb output between `echo @@name` and the next marker."""
     return out.split(f"@@{name}\n", 1)[1].split("@@", 1)[0]
@@ -382,28 +402,19 @@ def parse_table(text: str) -> dict[str, Any]:
 def test_gdb_breaks_steps_prints_through_dwarf_and_boot_reports(abi):
     build = FirmwareBuild(abi=abi).ensure_built()
     proc, port, command = start_bwemu("--abi", abi)
-    try:
-        assert command == (f"gdb-multiarch {build.wrapper_elf.relative_to(ROOT)} "
-                           f"-ex 'target remote :{port}'")
-        out = gdb_batch(build.wrapper_elf, port, [
-            "break ranges_add",
-            # The second call: the wrapper is in the table, the tree is added.
-            "continue", "continue",
-            "echo @@ARGS\\n", "printf \"%lu %lu\\n\", start, size", "info args",
-            "echo @@BEFORE\\n", "print/x ranges",
-            "echo @@BT\\n", "bt",
-            "echo @@NEXT\\n", "next", "next", "frame",
-            "echo @@FINISH\\n", "finish",
-            "echo @@AFTER\\n", "printf \"pc %lu\\n\", $pc", "print/x ranges",
-            "echo @@END\\n", "delete", "continue"])
-        stdout, stderr = proc.communicate(timeout=TIMEOUT)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 0, f"{stderr}\n{out}"
-    result = json.loads(stdout)
-    assert result["exit"] == "kernel" and result["passed"], result["message"]
+    out, result = passed_boot(proc, lambda: gdb_batch(build.wrapper_elf, port, [
+        "break ranges_add",
+        # The second call: the wrapper is in the table, the tree is added.
+        "continue", "continue",
+        "echo @@ARGS\\n", "printf \"%lu %lu\\n\", start, size", "info args",
+        "echo @@BEFORE\\n", "print/x ranges",
+        "echo @@BT\\n", "bt",
+        "echo @@NEXT\\n", "next", "next", "frame",
+        "echo @@FINISH\\n", "finish",
+        "echo @@AFTER\\n", "printf \"pc %lu\\n\", $pc", "print/x ranges",
+        "echo @@END\\n", "delete", "continue"]))
+    assert command == (f"gdb-multiarch {build.wrapper_elf.relative_to(ROOT)} "
+                       f"-ex 'target remote :{port}'")
     assert result["findings"]["gdb"]["ended_by"] == "exit"
     assert "exited normally" in section(out, "END"), out
 
@@ -471,22 +482,13 @@ def test_gdb_symbolises_an_elf32_image_loaded_below_its_link_address(zimage_epap
     p_base = image.to_guest(elf.symbol("p_base").value)
     proc, port, command = start_bwemu("--image", str(zimage_epapr), "--entry", "epapr",
                                       "--load-at", hex(load))
-    try:
-        assert "zImage.epapr" in command
-        out = gdb_batch(zimage_epapr, port, [
-            "echo @@ENTRY\\n", "info symbol $pc",
-            "echo @@BREAK\\n", "break start", "continue",
-            "echo @@BT\\n", "bt",
-            "echo @@AT\\n", "info symbol $pc",
-            "echo @@END\\n", "delete", "continue"])
-        stdout, stderr = proc.communicate(timeout=TIMEOUT)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 0, f"{stderr}\n{out}"
-    result = json.loads(stdout)
-    assert result["exit"] == "kernel" and result["passed"], result["message"]
+    out, result = passed_boot(proc, lambda: gdb_batch(zimage_epapr, port, [
+        "echo @@ENTRY\\n", "info symbol $pc",
+        "echo @@BREAK\\n", "break start", "continue",
+        "echo @@BT\\n", "bt",
+        "echo @@AT\\n", "info symbol $pc",
+        "echo @@END\\n", "delete", "continue"]))
+    assert "zImage.epapr" in command
     assert f"zImage starting: loaded at 0x{load:08x}" in result["console"]
 
     assert section(out, "ENTRY").strip() == "_zimage_start in section .text", out
