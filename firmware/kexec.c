@@ -37,11 +37,19 @@ static void __attribute__((noreturn)) tree_fatal(const char *what, int err)
 	fatal(BW_FATAL_TREE, "device tree: %s: %s", what, fdt_strerror(err));
 }
 
+/*
+ * A memory node: device_type is exactly "memory" with its NUL, compared
+ * by length as libfdt's fdt_node_offset_by_prop_value does (a value with
+ * no NUL must not be read past its end), or the node is named memory.
+ */
 static int is_memory_node(const void *fdt, int node, const char *name)
 {
-	const char *type = fdt_getprop(fdt, node, "device_type", NULL);
+	static const char memory[] = "memory";
+	int len;
+	const char *type = fdt_getprop(fdt, node, "device_type", &len);
 
-	if (type && strcmp(type, "memory") == 0)
+	if (type && len == (int)sizeof(memory) &&
+	    memcmp(type, memory, sizeof(memory)) == 0)
 		return 1;
 	return strcmp(name, "memory") == 0 || strncmp(name, "memory@", 7) == 0;
 }

@@ -521,3 +521,35 @@ def test_a_kernel_elf_whose_entry_no_segment_holds_is_bad_input(tmp_path, capsys
     err = capsys.readouterr().err
     assert rc == 2 and err == (f"bwemu: error: the kernel ELF {kernel}: its entry 0xdeadbeef "
                                f"is in none of its PT_LOAD segments\n")
+
+
+def ram_node_typed(value: bytes, pad: bytes | None = None) -> bytes:
+    """The default tree with its memory node renamed ram@0 (so only its
+    device_type can make it memory) and device_type set to value; pad, if
+    given, overwrites the bytes that align the value to 4."""
+    def change(f: libfdt.Fdt) -> None:
+        node = f.path_offset("/memory@0")
+        f.set_name(node, "ram@0")
+        f.setprop(node, "device_type", value)
+    blob = edit(tree(), change)
+    if pad is not None:
+        at = blob.index(value + bytes(len(pad)))
+        blob = blob[:at + len(value)] + pad + blob[at + len(value) + len(pad):]
+    return blob
+
+
+@pytest.mark.parametrize("value, pad, is_memory", [
+    (b"memory\0", None, True),
+    # a string list beginning "memory": the wrapper's strcmp took it, the
+    # model's reading did not, and a correct boot was failed
+    (b"memory\0x\0", None, False),
+    # six bytes and no NUL: strcmp read on into the padding ("XX")
+    (b"memory", b"XX", False),
+])
+def test_the_wrapper_and_the_model_agree_on_what_a_memory_node_is(value, pad, is_memory):
+    r = boot(Scenario(name="device_type", dtb=ram_node_typed(value, pad)))
+    assert r.matches_model, (r.exit, r.message, r.model_mismatches)
+    if is_memory:
+        assert r.passed, r.message
+    else:
+        assert r.fatal_code == 1 and "no /memory block starts at address 0" in r.message

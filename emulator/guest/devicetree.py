@@ -288,17 +288,19 @@ class DeviceTree:
         return out
 
     def _memory_nodes(self) -> list[int]:
-        """Offsets of the root's memory nodes (device_type "memory", or
-        named memory / memory@...)."""
+        """Offsets of the root's memory nodes: device_type exactly
+        "memory" and its NUL (docs/kexec.md step 1: not a string list
+        beginning so, not six bytes without the NUL), or named memory /
+        memory@..."""
         out = []
         node = self.fdt.first_subnode(0, [libfdt.NOTFOUND])
         while node >= 0:
             name = self.fdt.get_name(node)
             try:
-                dtype = bytes(self.fdt.getprop(node, "device_type")).rstrip(b"\0")
+                dtype = bytes(self.fdt.getprop(node, "device_type"))
             except libfdt.FdtException:
                 dtype = b""
-            if dtype == b"memory" or name == "memory" or name.startswith("memory@"):
+            if dtype == b"memory\0" or name == "memory" or name.startswith("memory@"):
                 out.append(node)
             node = self.fdt.next_subnode(node, [libfdt.NOTFOUND])
         return out
