@@ -47,6 +47,19 @@ def zimages(kernel: Path) -> Path:
     return wrap(kernel, "testkernel")
 
 
+def test_the_zimage_script_takes_an_outdir_relative_to_where_it_is_run(tmp_path, kernel,
+                                                                       zimages):
+    """The README's own command names a relative OUTDIR; the script wrapped
+    from inside the Linux tree and wrote the images to /zImage.* instead."""
+    proc = subprocess.run([str(ZIMAGE_SCRIPT), str(kernel), "rel/out"], cwd=tmp_path,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "rel" / "out"
+    assert (out / "zImage.epapr").read_bytes() == (zimages / "zImage.epapr").read_bytes()
+    assert proc.stdout.splitlines() == [f"wrote {out}/zImage.epapr",
+                                        f"wrote {out}/zImage.pseries"]
+
+
 def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict]:
     rc = main(["boot", "--json", *args])
     return rc, json.loads(capsys.readouterr().out)
