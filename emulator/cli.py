@@ -62,6 +62,15 @@ def size(text: str) -> int:
     return value
 
 
+def kernel_bss(text: str) -> int:
+    """--kernel-bss: a size as --memory takes one (40M), 0 included, up to
+    what a Scenario takes."""
+    value = 0 if text.strip() in ("0", "0x0") else size(text)
+    if value > MAX_KERNEL_BSS:
+        raise argparse.ArgumentTypeError(f"{text} is more than {MAX_KERNEL_BSS:,}")
+    return value
+
+
 def register(text: str) -> tuple[str, int]:
     """NAME=VALUE for --reg."""
     name, eq, value = text.partition("=")
@@ -75,7 +84,7 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
     if getattr(args, "scenario", None) is not None:
         if args.dtb is not None:
             raise ScenarioError("--scenario and --dtb exclude each other")
-        sc = scenarios_lib.get(args.scenario, args.policy)
+        sc = scenarios_lib.get(args.scenario)
         if args.initrd is not None:
             sc = sc.replace(initrd=_read(args.initrd, "--initrd"))
     # --- end named scenarios ---
@@ -119,7 +128,8 @@ def scenario_from_args(args: argparse.Namespace) -> Scenario:
                if v is not None}
     if args.attach_initrd is not None:
         changes["attached_initrd"] = _read(args.attach_initrd, "--attach-initrd")
-    changes["policy"] = args.policy
+    if args.policy is not None:           # else the scenario's own
+        changes["policy"] = args.policy
     return sc.replace(**changes)
 
 
@@ -212,8 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Boot the wrapper: the built-in default scenario, "
                        "or a device tree of yours.  Addresses left out are chosen "
                        "as kexec-tools would, and the output says which.")
-    b.add_argument("--scenario", metavar="NAME",   # named scenarios
-                   help="a named scenario (`bwemu scenarios` lists them)")
+    b.add_argument("--scenario", metavar="NAME|FILE",   # named scenarios
+                   help="a named scenario (`bwemu scenarios` lists them) or a scenario "
+                   "file of yours (docs/scenarios.md)")
     b.add_argument("--image", metavar="FILE",
                    help="boot this image instead of bwemu's wrapper: a big-endian PowerPC "
                    "ELF32/ELF64 (Linux's zImage, a vendor's wrapper) or, with "
@@ -247,10 +258,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--initrd-at", type=address, metavar="ADDR")
     b.add_argument("--attach-initrd", metavar="FILE",
                    help="an initrd carried inside the wrapper image instead")
-    b.add_argument("--kernel-bss", type=counted(MAX_KERNEL_BSS, least=0), metavar="BYTES",
+    b.add_argument("--kernel-bss", type=kernel_bss, metavar="SIZE",
                    help="memory the test kernel claims past its file (model a bigger kernel)")
-    b.add_argument("--policy", choices=POLICIES, default="fixed",
-                   help="the wrapper's heap policy (docs/kexec.md)")
+    b.add_argument("--policy", choices=POLICIES,
+                   help="the wrapper's heap policy (docs/kexec.md; default: the scenario "
+                   "file's, else fixed)")
     b.add_argument("--abi", choices=ABIS, default=ABIS[0],
                    help="the ABI bwemu's firmware is built for (make -C firmware ABI=elfv2; "
                    "an --image is booted as it is)")

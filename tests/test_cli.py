@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from emulator import MemoryTree
+from emulator.cli import main
 
 
 def bwemu(*args: str) -> subprocess.CompletedProcess:
@@ -97,3 +98,11 @@ def test_output_to_a_full_disk_is_one_line(command):
                            stderr=subprocess.PIPE, text=True, timeout=120)
     assert p.returncode == 2, p.stderr
     assert p.stderr == "bwemu: error: standard output: No space left on device\n"
+
+
+def test_kernel_bss_takes_a_size_as_memory_does(capsys):
+    """--kernel-bss 40M said "'40M' is not a whole number", though --memory
+    and a scenario file's bss take suffixes."""
+    assert main(["boot", "--json", "--kernel-bss", "40M"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["kernel"]["size"] > 40 << 20

@@ -452,9 +452,27 @@ def test_bwemu_scenarios_lists_the_files(capsys):
     assert "initrd-below-big-kernel-end-seed" in out
 
 
-def test_boot_scenario_reads_the_file_under_the_policy_given():
+def test_boot_scenario_reads_the_file_under_the_policy_given_else_its_own():
     assert scenarios_lib.get("big-kernel-goes-to-heap", "seed").policy == "seed"
-    assert scenarios_lib.get("initrd-below-big-kernel-end-seed").policy == "fixed"
+    assert scenarios_lib.get("initrd-below-big-kernel-end-seed", "fixed").policy == "fixed"
+    # without --policy, the file's own (the CLI's default of "fixed" once
+    # booted this seed scenario under the fixed policy)
+    assert scenarios_lib.get("initrd-below-big-kernel-end-seed").policy == "seed"
+    assert scenarios_lib.get("initrd-below-big-kernel-end").policy == "fixed"
+
+
+def test_boot_scenario_takes_a_scenario_files_path(tmp_path, capsys):
+    """--scenario took corpus names only: a user's own file could not be
+    booted with --ranges, --map or --gdb."""
+    f = tmp_path / "mine.toml"
+    f.write_text('description = "mine"\n[tree]\nmemory = "512M"\n[firmware]\n'
+                 'policy = "seed"\n')
+    assert main(["boot", "--json", "--scenario", str(f)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["scenario"] == "mine" and out["passed"]
+    assert out["dtb"]["address"] + out["dtb"]["size"] <= 512 << 20
+    assert main(["boot", "--scenario", str(tmp_path / "nope.toml")]) == 2
+    assert f"--scenario {tmp_path / 'nope.toml'}: cannot read" in capsys.readouterr().err
 
 
 # --- the pytest plugin, end to end -----------------------------------------------------

@@ -14,6 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from .firmware import ROOT
+from .inputs import check_input
 from .scenario import Scenario, ScenarioError
 from .scenario_file import ScenarioFile, load, read_description
 
@@ -55,13 +56,18 @@ def names() -> list[str]:
     return list(_index())
 
 
-def get(name: str, policy: str = "fixed") -> Scenario:
-    """The scenario of scenarios/NAME.toml under policy."""
+def get(name: str, policy: str | None = None) -> Scenario:
+    """The scenario of scenarios/NAME.toml, or of the scenario file NAME
+    (a path: it has a "/" or ends in .toml), under policy when one is
+    given, else under the file's own."""
+    if "/" in name or name.endswith(".toml"):
+        path = check_input(name, "--scenario")
+        return Named(path.stem, "", path).build(policy)
     try:
         entry = _index()[name]
     except KeyError:
         raise ScenarioError(f"no scenario named {name!r}: `bwemu scenarios` "
-                            f"lists them") from None
+                            f"lists them (or give a scenario file's path)") from None
     return entry.build(policy)
 
 
