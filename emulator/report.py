@@ -60,8 +60,14 @@ def verdict(r: BootResult) -> str:
         problems += [f"{c.name} reached no verdict ({c.detail})" for c in r.unjudged]
         return "FAIL: kernel reached, but " + "; ".join(problems)
     extra = ", initrd intact" if r.initrd_intact else ""
+    notes = []
     off = [c.name for c in r.checks if c.state is CheckState.NOT_ATTACHED]
-    unchecked = f" ({', '.join(off)} not attached)" if off else ""
+    if off:
+        notes.append(f"{', '.join(off)} not attached")
+    h = r.handoff_check
+    if h is not None and h.kernel_image_ok is None:
+        notes.append("kernel image not compared: no kernel ELF given")
+    unchecked = f" ({'; '.join(notes)})" if notes else ""
     return f"OK: kernel reached with a valid device tree{extra}{unchecked}"
 
 
@@ -131,7 +137,7 @@ def to_text(r: BootResult) -> str:
     if r.mirror is not None and r.mirror.attached:
         state = ("every table state equal to the model's" if r.divergence is None
                  else f"DIVERGED: {r.divergence.summary()}")
-        lines.append(f"  ranges:      {len(r.ranges)} operations mirrored, {state}")
+        lines.append(f"  mirror:      {len(r.ranges)} range-table operations mirrored, {state}")
     if r.watch is not None and not r.overwrites:
         lines.append("  watch:       no store into protected memory")
     for c in r.checks:

@@ -296,3 +296,14 @@ def test_an_entry_offset_for_an_elf_image_is_refused(capsys):
     assert capsys.readouterr().err == (
         f"bwemu: error: {wrapper}: an ELF file, entered at its own e_entry: an entry offset "
         f"(--entry-offset) is for a raw binary\n")
+
+
+def test_an_ok_without_a_kernel_elf_says_the_kernel_image_was_not_compared(capsys, zimages,
+                                                                         kernel):
+    """Only --json said so: the text's OK read as if every part was checked."""
+    image = str(zimages / "zImage.epapr")
+    assert main(["boot", "--image", image, "--entry", "epapr"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].endswith(
+        "(mirror, model not attached; kernel image not compared: no kernel ELF given)")
+    assert main(["boot", "--image", image, "--entry", "epapr", "--kernel", str(kernel)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].endswith("(mirror, model not attached)")
