@@ -332,6 +332,8 @@ def test_the_seed_hole_is_explained_in_one_report(seed_hole):
     assert any(r["hits"] and r["region"].startswith("initrd") for r in rep["protected_regions"])
     # The text map shows the footprint over the initrd.
     assert "OVERLAP: kernel footprint 0x0..0x" in text and "overlaps initrd 0x1000000" in text
+    # the overwrite says what it did (it said the initrd overlapped itself)
+    assert "OVERLAP: stores at 0x1000000..0x1018000 overwrote initrd 0x1000000" in text
 
 
 def test_the_seed_hole_map_shows_the_footprint_over_the_initrd(seed_hole):

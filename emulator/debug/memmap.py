@@ -74,7 +74,11 @@ class MemoryMap:
                 continue
             for y in needed:
                 if x.start < y.end and y.start < x.end:
-                    out.append(f"{x.label()} overlaps {y.label()}")
+                    # an overwrite is named for the region it hit: say what
+                    # it did, not that the region overlaps itself
+                    out.append(f"stores at 0x{x.start:x}..0x{x.end:x} overwrote {y.label()}"
+                               if x.kind == "overwrite" else
+                               f"{x.label()} overlaps {y.label()}")
         return out
 
     def overlaps(self, a: str, b: str) -> bool:
