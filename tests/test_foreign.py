@@ -307,3 +307,16 @@ def test_an_ok_without_a_kernel_elf_says_the_kernel_image_was_not_compared(capsy
         "(mirror, model not attached; kernel image not compared: no kernel ELF given)")
     assert main(["boot", "--image", image, "--entry", "epapr", "--kernel", str(kernel)]) == 0
     assert capsys.readouterr().out.splitlines()[-1].endswith("(mirror, model not attached)")
+
+
+def test_a_zimage_that_spins_without_a_word_gets_a_hint(capsys, zimages):
+    """A board tree whose UART Linux's wrapper cannot drive: it printed
+    nothing and spun, and the verdict said only '(nothing printed)'."""
+    tree = str(ROOT / "tests" / "data" / "board-1cell-uart.dts")
+    args = ["--image", str(zimages / "zImage.epapr"), "--entry", "epapr", "--dtb", tree,
+            "--memory", "512M"]
+    rc, out = cli(capsys, *args)
+    assert rc == 1 and out["exit"] == "fatal" and out["console"] == ""
+    assert "--uart adds an ns16550 as the console" in out["message"]
+    rc, out = cli(capsys, *args, "--uart")          # and the hint is right
+    assert rc == 0 and "zImage starting" in out["console"]

@@ -37,7 +37,11 @@ class SpinStop:
 
     def _spin(self, uc: Any, address: int, size: int, user: Any) -> None:
         lines = [line for line in self.console.text.splitlines() if line.strip()]
-        last = lines[-1].strip() if lines else "(nothing printed)"
+        # Silence usually means the image found no console it has a driver
+        # for in the tree (Linux's knows ns16550, not the PAPR vty).
+        last = lines[-1].strip() if lines else (
+            "(nothing printed: if the image has a console, its driver may not match the "
+            "tree's; --uart adds an ns16550 as the console)")
         self.machine.stop("fatal", f"{last} (then spins at pc 0x{address:x})", address)
 
 
