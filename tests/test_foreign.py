@@ -320,3 +320,13 @@ def test_a_zimage_that_spins_without_a_word_gets_a_hint(capsys, zimages):
     assert "--uart adds an ns16550 as the console" in out["message"]
     rc, out = cli(capsys, *args, "--uart")          # and the hint is right
     assert rc == 0 and "zImage starting" in out["console"]
+
+
+def test_a_raw_image_without_an_entry_offset_is_told_how_to_boot_it(tmp_path, capsys):
+    raw = tmp_path / "raw.bin"
+    raw.write_bytes((0x48000000).to_bytes(4, "big"))
+    assert main(["boot", "--image", str(raw)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"bwemu: error: {raw}: not an ELF file")
+    assert err.endswith("a raw binary is booted with the offset of its first instruction "
+                        "(--entry-offset N)\n")

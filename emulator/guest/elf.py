@@ -29,6 +29,10 @@ class ElfImageError(InputError):
     """An image file that is missing, malformed or not big-endian PowerPC."""
 
 
+class NotAnElfError(ElfImageError):
+    """A file without the ELF header's magic: perhaps a raw binary."""
+
+
 PF_X = 1
 SHF_WRITE, SHF_ALLOC = 1, 2
 #: (ELF class, e_machine) of the images bwemu runs: big-endian only.
@@ -109,7 +113,7 @@ def _parse_facts(path: Path) -> ElfFacts:
         try:
             elf = ELFFile(f)
         except ELFError as e:
-            raise ElfImageError(f"{path}: not an ELF file ({e})") from None
+            raise NotAnElfError(f"{path}: not an ELF file ({e})") from None
         if elf.little_endian or (elf.elfclass, elf["e_machine"]) not in MACHINES:
             raise ElfImageError(f"{path}: not a big-endian PowerPC ELF "
                                 f"(ELF{elf.elfclass} {elf['e_machine']}, "

@@ -21,7 +21,7 @@ from ..errors import InputError, SetupError
 from ..guest.addresses import LoadedImage, Placement
 from ..guest.devices import EXCP_NAMES, EXCP_PROGRAM, EXCP_SYSCALL, Console, Hypervisor, Uart16550
 from ..guest.devicetree import DeviceTree, DeviceTreeError, check_fits
-from ..guest.elf import ElfImage, ElfImageError, RawImage
+from ..guest.elf import ElfImage, ElfImageError, NotAnElfError, RawImage
 from ..guest.entry import entry_state
 from ..guest.handoff import HandoffByFetch
 from ..guest.machine import Machine, Stop
@@ -199,7 +199,11 @@ class BootRunner:
             bits = 64 if entry_state(scenario.entry, tree=0, image=0, rma_size=0,
                                      overrides=self._overrides(scenario)).bits == 64 else 32
             return RawImage(scenario.image, scenario.entry_offset, bits), scenario.kernel
-        return ElfImage(scenario.image), scenario.kernel
+        try:
+            return ElfImage(scenario.image), scenario.kernel
+        except NotAnElfError as e:
+            raise NotAnElfError(f"{e}: a raw binary is booted with the offset of its "
+                                f"first instruction (--entry-offset N)") from None
 
     def _test_kernel(self, bss: int) -> Path:
         """The test kernel linked with bss bytes of bss, or one line naming
