@@ -185,6 +185,9 @@ def test_cli_trace_function_prints_only_that_function(tmp_path):
     assert lines and all(re.match(r"0x[0-9a-f]+  ranges_add\+0x[0-9a-f]+ ", ln)
                          for ln in lines), lines[:3]
     assert "memranges.c:" in lines[0]
+    # Said where it went (nothing confirmed it; --map does)
+    assert f"bwemu: trace written to {out}: {len(lines)} instruction(s) of the " \
+        f"{len(lines)} traced" in p.stderr
     # Registers it changed, after the instruction.
     assert any(re.search(r" r\d+=0x[0-9a-f]+", ln) for ln in lines)
 
@@ -199,6 +202,8 @@ def test_trace_first_last_and_range(tmp_path):
     assert p.returncode == 1
     lines = out.read_text().splitlines()
     assert len(lines) == 3 and "bw_stop+0x0" in lines[-1] and "trap" in lines[-1]
+    assert re.search(rf"trace written to {re.escape(str(out))}: 3 instruction\(s\) of the "
+                     rf"\d+ traced", p.stderr), p.stderr
     b = Boot(default_scenario())
     lo = b.image.function_entry("ranges_add")
     ranged: list[TraceRecord] = []

@@ -134,6 +134,10 @@ def after_boot(args: argparse.Namespace, result: BootView) -> None:
         write_output(args.map, to_svg(m), "--map")
         print(f"bwemu: memory map written to {args.map}", file=sys.stderr)
     if failed is None:
+        if args.trace_file and isinstance(found, TraceFindings) and found.lines:
+            written = len(found.kept) if args.trace_last else found.lines
+            print(f"bwemu: trace written to {args.trace_file}: {written} instruction(s) "
+                  f"of the {found.lines} traced", file=sys.stderr)
         return
     if args.trace_file:
         raise write_failed(args.trace_file, "--trace-file", failed)
