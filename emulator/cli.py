@@ -222,57 +222,69 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Boot the wrapper: the built-in default scenario, "
                        "or a device tree of yours.  Addresses left out are chosen "
                        "as kexec-tools would, and the output says which.")
-    b.add_argument("--scenario", metavar="NAME|FILE",   # named scenarios
-                   help="a named scenario (`bwemu scenarios` lists them) or a scenario "
-                   "file of yours (docs/scenarios.md)")
-    b.add_argument("--image", metavar="FILE",
-                   help="boot this image instead of bwemu's wrapper: a big-endian PowerPC "
-                   "ELF32/ELF64 (Linux's zImage, a vendor's wrapper) or, with "
-                   "--entry-offset, a raw binary")
-    b.add_argument("--entry", choices=CONVENTIONS, default="kexec",
-                   help="entry convention: kexec (r3 tree, r4 image, r5 0, 64-bit) or "
-                   "epapr (r3 tree, r6 ePAPR magic, r7 mapped size, 32-bit); "
-                   "docs/guest-abi.md")
-    b.add_argument("--reg", type=register, action="append", metavar="NAME=VALUE",
-                   help="override a register at entry (repeatable), e.g. r6=0")
-    b.add_argument("--msr", type=address, metavar="VALUE", help="override the MSR at entry")
-    b.add_argument("--kernel", metavar="ELF",
-                   help="the kernel the image carries: its size, entry and symbols")
-    b.add_argument("--entry-offset", type=address, metavar="N",
-                   help="a raw --image: where it starts, in bytes from its first")
-    b.add_argument("--load-at", type=address, metavar="ADDR", dest="wrapper_at",
-                   help="where the image was loaded (default: its link address when it "
-                   "is not position independent, else as kexec-tools would)")
-    b.add_argument("--memory", type=size, metavar="SIZE",
-                   help="replace /memory with one block of SIZE at 0 (512M, 16G), as a "
-                   "boot loader fills in a board tree")
-    b.add_argument("--cmdline", metavar="TEXT", help="/chosen bootargs")
-    b.add_argument("--uart", action="store_true",
-                   help="add an ns16550 to the tree and make it the console (for a "
-                   "wrapper with no driver for the tree's own console)")
-    b.add_argument("--dtb", metavar="FILE", help="device tree blob to hand the wrapper")
-    b.add_argument("--dtb-at", type=address, metavar="ADDR")
-    b.add_argument("--wrapper-at", type=address, metavar="ADDR", dest="wrapper_at",
-                   help="where the chain-loader put the wrapper (same as --load-at)")
-    b.add_argument("--initrd", metavar="FILE", help="initrd loaded by the chain-loader")
-    b.add_argument("--initrd-at", type=address, metavar="ADDR")
-    b.add_argument("--attach-initrd", metavar="FILE",
-                   help="an initrd carried inside the wrapper image instead")
-    b.add_argument("--kernel-bss", type=kernel_bss, metavar="SIZE",
-                   help="memory the test kernel claims past its file (model a bigger kernel)")
-    b.add_argument("--policy", choices=POLICIES,
-                   help="the wrapper's heap policy (docs/kexec.md; default: the scenario "
-                   "file's, else fixed)")
-    b.add_argument("--abi", choices=ABIS, default=ABIS[0],
-                   help="the ABI bwemu's firmware is built for (make -C firmware ABI=elfv2; "
-                   "an --image is booted as it is)")
-    b.add_argument("--budget", type=instructions, metavar="N",
-                   help="instruction budget (default 400 million)")
-    b.add_argument("--json", action="store_true", help="one JSON object on stdout")
-    b.add_argument("--no-watch", action="store_true",
-                   help="do not watch protected memory (faster; no overwrites reported)")
-    b.add_argument("--ranges", action="store_true",
-                   help="show the range-table timeline")
+    what = b.add_argument_group("what to boot (default: the built-in scenario)")
+    what.add_argument("--scenario", metavar="NAME|FILE",   # named scenarios
+                      help="a named scenario (`bwemu scenarios` lists them) or a scenario "
+                      "file of yours (docs/scenarios.md)")
+    what.add_argument("--dtb", metavar="FILE",
+                      help="device tree to hand the wrapper: a blob, or a .dts (compiled "
+                      "with dtc)")
+    what.add_argument("--initrd", metavar="FILE", help="initrd loaded by the chain-loader")
+    what.add_argument("--memory", type=size, metavar="SIZE",
+                      help="replace /memory with one block of SIZE at 0 (512M, 16G), as a "
+                      "boot loader fills in a board tree")
+    what.add_argument("--cmdline", metavar="TEXT", help="/chosen bootargs")
+    what.add_argument("--uart", action="store_true",
+                      help="add an ns16550 to the tree and make it the console (for a "
+                      "wrapper with no driver for the tree's own console)")
+
+    where = b.add_argument_group(
+        "where the chain-loader put things (default: as kexec-tools would; the output "
+        "says which)")
+    where.add_argument("--load-at", "--wrapper-at", type=address, metavar="ADDR",
+                       dest="wrapper_at",
+                       help="the wrapper or --image (an --image not position independent: "
+                       "its link address)")
+    where.add_argument("--dtb-at", type=address, metavar="ADDR", help="the device tree")
+    where.add_argument("--initrd-at", type=address, metavar="ADDR", help="the --initrd")
+
+    image = b.add_argument_group("an image of yours instead of bwemu's wrapper, and the "
+                                 "entry state (docs/guest-abi.md)")
+    image.add_argument("--image", metavar="FILE",
+                       help="a big-endian PowerPC ELF32/ELF64 (Linux's zImage, a vendor's "
+                       "wrapper) or, with --entry-offset, a raw binary")
+    image.add_argument("--kernel", metavar="ELF",
+                       help="the kernel the image carries: its size, entry and symbols")
+    image.add_argument("--entry-offset", type=address, metavar="N",
+                       help="a raw --image: where it starts, in bytes from its first")
+    image.add_argument("--entry", choices=CONVENTIONS, default="kexec",
+                       help="entry convention: kexec (r3 tree, r4 image, r5 0, 64-bit) or "
+                       "epapr (r3 tree, r6 ePAPR magic, r7 mapped size, 32-bit)")
+    image.add_argument("--reg", type=register, action="append", metavar="NAME=VALUE",
+                       help="override a register at entry (repeatable), e.g. r6=0")
+    image.add_argument("--msr", type=address, metavar="VALUE",
+                       help="override the MSR at entry")
+
+    ours = b.add_argument_group("bwemu's own wrapper and test kernel")
+    ours.add_argument("--policy", choices=POLICIES,
+                      help="the wrapper's heap policy (docs/kexec.md; default: the scenario "
+                      "file's, else fixed)")
+    ours.add_argument("--abi", choices=ABIS, default=ABIS[0],
+                      help="the ABI the firmware is built for (make -C firmware ABI=elfv2)")
+    ours.add_argument("--attach-initrd", metavar="FILE",
+                      help="an initrd carried inside the wrapper image instead")
+    ours.add_argument("--kernel-bss", type=kernel_bss, metavar="SIZE",
+                      help="memory the test kernel claims past its file (40M: a bigger "
+                      "kernel)")
+
+    run = b.add_argument_group("running and output")
+    run.add_argument("--budget", type=instructions, metavar="N",
+                     help="instruction budget (default 400 million)")
+    run.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    run.add_argument("--no-watch", action="store_true",
+                     help="do not watch protected memory (faster; no overwrites reported)")
+    run.add_argument("--ranges", action="store_true",
+                     help="show the range-table timeline")
     b.set_defaults(func=cmd_boot)
     debug_cli.add_boot_arguments(b)   # --trace*, --map: emulator/debug/cli.py
     gdb_cli.add_boot_options(b)       # --gdb PORT: emulator/gdbstub/cli.py

@@ -106,3 +106,18 @@ def test_kernel_bss_takes_a_size_as_memory_does(capsys):
     assert main(["boot", "--json", "--kernel-bss", "40M"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["kernel"]["size"] > 40 << 20
+
+
+def test_boot_help_groups_its_options_by_what_they_are_for(capsys):
+    """One flat list of 25 options; --dtb-at and --initrd-at had no help."""
+    with pytest.raises(SystemExit):
+        main(["boot", "--help"])
+    text = capsys.readouterr().out
+    groups = ["what to boot", "where the chain-loader put things", "an image of yours",
+              "bwemu's own wrapper and test kernel", "running and output"]
+    at = [text.index(g) for g in groups]
+    assert at == sorted(at)
+    for option in ("--dtb-at ADDR", "--initrd-at ADDR"):
+        line = next(ln for ln in text.splitlines() if ln.strip().startswith(option))
+        assert line.strip() != option, f"{option} has no help"
+    assert text.index("  --kernel ELF ") > text.index("an image of yours")
