@@ -138,6 +138,9 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
                                  "(never counted as passed)")
         for line in sorted(lines):
             terminalreporter.line(line)
+    wrote = terminalreporter.config.stash.get(pytest_cov.WROTE, None)
+    if wrote is not None:                # --bwemu-cov FILE
+        terminalreporter.write_line(wrote)
 
 
 @pytest.hookimpl(hookwrapper=True)

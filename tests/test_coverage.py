@@ -244,6 +244,9 @@ def test_pytest_bwemu_cov_writes_what_bwemu_coverage_writes(tmp_path, workers):
     assert not list(tmp_path.glob("pytest.info.*")), "a worker's part was left behind"
     reference = run(targets([str(ROOT / f) for f in FILES])).tracefile
     assert Tracefile.read(out).files == reference.files
+    # and says so (it was silent about the file it wrote)
+    assert (f"bwemu: line coverage written to {out}: {reference.lines_hit} of "
+            f"{reference.lines_found} lines run") in p.stdout
 
 
 def test_pytest_bwemu_cov_refuses_an_unwritable_file_before_booting(tmp_path):

@@ -23,6 +23,8 @@ from .recorder import BlockRecorder, CoverageFindings
 
 OPTION = "bwemu_cov"
 _TRACEFILE = pytest.StashKey[Tracefile]()
+#: What the controller wrote, for the terminal summary.
+WROTE = pytest.StashKey[str]()
 
 
 def add_option(parser: pytest.Parser) -> None:
@@ -74,6 +76,8 @@ def write(session: pytest.Session) -> None:
         with contextlib.suppress(OSError):
             part.unlink()
     tf.write(path)
+    config.stash[WROTE] = (f"bwemu: line coverage written to {path}: {tf.lines_hit} of "
+                           f"{tf.lines_found} lines run")
 
 
-__all__ = ["OPTION", "add_option", "check", "observers", "record", "write"]
+__all__ = ["OPTION", "WROTE", "add_option", "check", "observers", "record", "write"]
