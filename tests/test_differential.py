@@ -178,7 +178,10 @@ def test_guest_matches_model_on_shrinkable_sequences(harness):
     @given(flat_sequences)
     def check(ops):
         run_guest(harness, ops)
+    calls = harness.caller.calls
     check()
+    # the sequences reached the guest: not all filtered out by run_guest's assume
+    assert harness.caller.calls - calls > 200
 
 
 @pytest.mark.parametrize("fault, strategy, longest", [
@@ -190,8 +193,11 @@ def test_guest_matches_model_on_shrinkable_sequences(harness):
 def test_differential_search_finds_each_injected_fault_and_shrinks_it(fault, strategy, longest):
     h = RangeHarness(FirmwareBuild(fault=fault).ensure_built().wrapper_elf)
     try:
+        # derandomize: the same search every run.  A fresh random one missed
+        # a fault now and then (NoSuchExample in a full run, found alone),
+        # which teaches re-running rather than believing a red run.
         found = find(strategy, lambda o: diverges(h, o),
-                     settings=settings(max_examples=3000, **DIFF_SETTINGS))
+                     settings=settings(max_examples=3000, derandomize=True, **DIFF_SETTINGS))
         ops = h.minimise(found)
         assert len(ops) <= longest, f"{fault}: shrunk only to {len(ops)} ops: {ops}"
         with pytest.raises(DivergenceError) as e:
