@@ -110,6 +110,33 @@ def test_a_tree_handed_on_inside_the_kernel_image_fails_the_hand_off():
     assert any("lies inside the kernel image" in p for p in r.handoff_check.problems)
 
 
+def test_a_broken_tree_handed_on_fails_the_hand_off_though_its_magic_is_right():
+    """No test handed on a broken tree: the structural check on it could be
+    switched off and the suite still passed."""
+    b = Boot(default_scenario())
+    # size_dt_struct (header word 9) past totalsize: the magic still reads right
+    _at_jump(b, lambda m: m.write(m.reg("r3") + 36, (0x7FFF_FFF0).to_bytes(4, "big")))
+    r = b.run()
+    h = r.handoff_check
+    assert not r.passed and h.kernel_report is not None and h.kernel_report.dtb_magic_ok
+    assert [p for p in h.problems if p.startswith("the tree handed on is broken: ")], \
+        h.problems
+
+
+def test_r3_at_no_tree_fails_the_hand_off_and_the_kernel_says_so_too():
+    """Neither 'no device tree at r3' nor the kernel's own report of the
+    missing magic was ever made to fire."""
+    b = Boot(default_scenario())
+    nowhere = 0x600_0000        # RAM the boot leaves to its fill pattern
+    _at_jump(b, lambda m: m.set_reg("r3", nowhere))
+    r = b.run()
+    h = r.handoff_check
+    assert r.reached_kernel and not r.passed
+    assert not h.kernel_report.dtb_magic_ok
+    assert f"no device tree at r3 = 0x{nowhere:x}" in h.problems
+    assert "the kernel found no device tree magic at r3" in h.problems
+
+
 def two_segment_kernel(elf: bytes, split: int) -> bytes:
     """The test kernel with its one PT_LOAD cut in two at `split` bytes:
     the same memory image, loaded by two program headers."""
