@@ -21,11 +21,10 @@ LIMITS = {"dtb": 16 * MiB, "initrd": 1024 * MiB, "attach-initrd": 1024 * MiB,
 
 
 def _limit(what: str, limit: int | None) -> int:
-    """The size limit for an input named `what` ("--image", "[firmware] image")."""
+    """The size limit given, else the one of the option `what` names."""
     if limit is not None:
         return limit
-    kind = what.split(" ", 1)[-1 if what.startswith("[") else 0].lstrip("-")
-    return LIMITS.get(kind, 256 * MiB)
+    return LIMITS.get(what.split(" ", 1)[0].lstrip("-"), 256 * MiB)
 
 
 def _refuse(st: os.stat_result, p: Path, what: str, limit: int) -> None:
@@ -71,14 +70,14 @@ def read_input(path: str | os.PathLike[str], what: str, limit: int | None = None
     return data
 
 
-def read_tree(path: str | os.PathLike[str], what: str) -> bytes:
+def read_tree(path: str | os.PathLike[str], what: str, limit: int | None = None) -> bytes:
     """A device tree blob, or a .dts source compiled with dtc: trees are
     kept as source in most projects, and a .dts read as a blob would only
     meet the wrapper's "bad magic"."""
     p = Path(path)
     if p.suffix != ".dts":
-        return read_input(p, what)
-    check_input(p, what)
+        return read_input(p, what, limit)
+    check_input(p, what, limit)
     if shutil.which("dtc") is None:
         raise InputError(f"{what} {p}: a .dts needs dtc (Debian: device-tree-compiler)")
     try:

@@ -22,7 +22,7 @@ from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from wrapper_model.placement import FATAL_KINDS
 
@@ -42,6 +42,8 @@ from .scenario import (
     ScenarioError,
     place,
 )
+
+T = TypeVar("T")
 
 #: What an [expect] overwritten list may name: the kinds of region the
 #: watch protects (emulator/checkers/watch.py), by the names used here.
@@ -415,30 +417,25 @@ class _Builder:
     def has(self, table: str, key: str) -> bool:
         return key in self.t.get(table, {})
 
-    def _input(self, table: str, key: str) -> tuple[Path, str, int]:
-        """The file a key names (relative to the scenario file), the key's
-        name, and the size limit bwemu reads for it (harness/inputs.py)."""
+    def _through(self, table: str, key: str, reader: Callable[[Path, str, int], T]) -> T:
+        """reader(path, key name, size limit) on the file the key names,
+        relative to the scenario file (harness/inputs.py: check_input,
+        read_input, read_tree), its refusal made this file's error."""
         p = self.path.parent / self.get(table, key)
-        return p, _key_name(table, key), LIMITS[table if key == "file" else key]
-
-    def file(self, table: str, key: str) -> Path:
-        """A path relative to the scenario file: a regular file within its
-        size limit."""
-        p, name, limit = self._input(table, key)
+        name = _key_name(table, key)
         if not p.exists():
             raise self.fail(f"{name}: no such file: {p}", name)
         try:
-            return check_input(p, name, limit)
+            return reader(p, name, LIMITS[table if key == "file" else key])
         except InputError as e:
             raise self.fail(str(e), name) from None
 
+    def file(self, table: str, key: str) -> Path:
+        """A regular file within its size limit, to be read later."""
+        return self._through(table, key, check_input)
+
     def read(self, table: str, key: str) -> bytes:
-        p, name, limit = self._input(table, key)
-        self.file(table, key)
-        try:
-            return read_input(p, name, limit)
-        except InputError as e:
-            raise self.fail(str(e), name) from None
+        return self._through(table, key, read_input)
 
     # --- the tree ---------------------------------------------------------
     def tree(self) -> tuple[bytes, int | None, str | None]:
@@ -485,12 +482,7 @@ class _Builder:
         return blob, fill, self.get("tree", "bootargs")
 
     def dtb_blob(self) -> bytes:
-        self.file("tree", "dtb")
-        p, name, _ = self._input("tree", "dtb")
-        try:
-            return read_tree(p, name)
-        except InputError as e:
-            raise self.fail(str(e), name) from None
+        return self._through("tree", "dtb", read_tree)
 
     # --- the initrds --------------------------------------------------------
     def blob(self, table: str) -> bytes | None:
