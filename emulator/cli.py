@@ -13,7 +13,8 @@ from . import bench, corpus_cli, report
 from .argtypes import count, counted, index, instructions, jobs
 from .coverage import cli as coverage_cli
 from .debug import cli as debug_cli
-from .errors import BwemuError, InputError
+from .debug.outputs import check_folder
+from .errors import BwemuError
 from .gdbstub import cli as gdb_cli
 from .guest.entry import CONVENTIONS
 from .harness import ram_fill, scenarios_lib
@@ -48,15 +49,20 @@ MAX_SEQUENCE = 100_000
 SIZE_SUFFIXES = {"K": 10, "M": 20, "G": 30, "T": 40}
 
 
-def size(text: str) -> int:
-    """A size: bytes in hex or decimal, or with a K/M/G/T suffix (512M)."""
+def _bytes(text: str) -> int:
+    """Bytes in hex or decimal, or with a K/M/G/T suffix (512M)."""
     t = text.strip().upper().removesuffix("IB").removesuffix("B")
     shift = SIZE_SUFFIXES.get(t[-1:], 0) if t else 0
     try:
-        value = int(t[:-1] if shift else t, 0) << shift
+        return int(t[:-1] if shift else t, 0) << shift
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a size (use 512M, 16G, "
                                          f"0x20000000 or a number of bytes)") from None
+
+
+def size(text: str) -> int:
+    """A size: more than 0, less than 2^64."""
+    value = _bytes(text)
     if not 0 < value < 2**64:
         raise argparse.ArgumentTypeError(f"{text}: must be more than 0 and less than 2^64")
     return value
@@ -65,7 +71,9 @@ def size(text: str) -> int:
 def kernel_bss(text: str) -> int:
     """--kernel-bss: a size as --memory takes one (40M), 0 included, up to
     what a Scenario takes."""
-    value = 0 if text.strip() in ("0", "0x0") else size(text)
+    value = _bytes(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is less than 0")
     if value > MAX_KERNEL_BSS:
         raise argparse.ArgumentTypeError(f"{text} is more than {MAX_KERNEL_BSS:,}")
     return value
@@ -165,7 +173,7 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     indices = [args.only] if args.only is not None else range(args.start,
                                                               args.start + args.runs)
     out = Path(args.findings)
-    _check_folder(out, "--findings")
+    check_folder(out, "--findings")
     res = fuzz.campaign(args.seed, indices, jobs=args.jobs, policy=args.policy,
                         findings_dir=out, progress=sys.stderr.isatty() or args.progress)
     print(res.table())
@@ -176,18 +184,6 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
         print(f"    replay: bwemu fuzz --seed {args.seed} --only {f.index}   "
               f"(inputs in {out / f'fuzz-{args.seed}-{f.index}'})")
     return 1 if res.findings else 0
-
-
-def _check_folder(path: Path, what: str) -> None:
-    """A folder that is there, or can be made, and can be written: checked
-    before a campaign, not when its first finding is written."""
-    existing = path
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise InputError(f"{what} {path}: {existing} is not a directory")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise InputError(f"{what} {path}: {existing} cannot be written")
 
 
 def cmd_ranges_check(args: argparse.Namespace) -> int:

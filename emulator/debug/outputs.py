@@ -1,8 +1,9 @@
-"""Files a command writes (--map, --trace-file, coverage's -o): refused by
-name before any boot when they cannot be written, and a write that fails
-at the end is one line too.
+"""Files a command writes (--map, --trace-file, coverage's -o, fuzz's
+--findings folder): refused by name before any boot when they cannot be
+written, and a write that fails at the end is one line too.
 
     check_writable(path, option)      before the work: raises OutputFileError
+    check_folder(path, option)        the same for a folder files will go into
     open_output(path, option)         the file opened for writing, or OutputFileError
     write_output(path, text, option)  the whole file at once, or OutputFileError
     write_failed(path, option, e)     the error for an OSError of a later write
@@ -53,6 +54,19 @@ def check_writable(path: str, option: str) -> None:
         p.unlink()
 
 
+def check_folder(path: Path, option: str) -> None:
+    """Raises OutputFileError unless path is a folder that is there, or can
+    be made, and can be written (fuzz --findings: checked before the
+    campaign, not when its first finding is written)."""
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputFileError(f"{option} {path}: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputFileError(f"{option} {path}: {existing} cannot be written")
+
+
 def open_output(path: str, option: str) -> TextIO:
     """path opened for writing (truncated), or OutputFileError."""
     check_writable(path, option)
@@ -70,4 +84,5 @@ def write_output(path: str, text: str, option: str) -> None:
         raise write_failed(path, option, e) from None
 
 
-__all__ = ["OutputFileError", "check_writable", "open_output", "write_failed", "write_output"]
+__all__ = ["OutputFileError", "check_folder", "check_writable", "open_output",
+           "write_failed", "write_output"]
